@@ -1,0 +1,44 @@
+"""One small error hierarchy. Every message says what, where, and how to fix it.
+
+The CLI prints ``str(error)`` and exits non-zero; nothing below this line should ever
+reach a user as a raw Python or JVM traceback.
+"""
+
+from __future__ import annotations
+
+
+class LakefineError(Exception):
+    """Base class: an error the user can act on."""
+
+    exit_code = 2
+
+
+class ConfigError(LakefineError):
+    """The pipeline configuration is invalid (unknown key, wrong type, bad value)."""
+
+    def __init__(self, problems: list[str] | str, source: str = "config"):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        n = len(self.problems)
+        super().__init__(f"{source}: {n} problem{'s' if n > 1 else ''}:\n{lines}")
+
+
+class DataError(LakefineError):
+    """The input data cannot be used as configured (missing column, empty source...)."""
+
+
+class PrivilegeError(LakefineError):
+    """Unity Catalog privileges are missing; the message lists the GRANTs that fix it."""
+
+
+class HandoffError(LakefineError):
+    """Publishing or reading the prepared dataset failed (incomplete, stale, missing)."""
+
+
+class TrainingError(LakefineError):
+    """The model or the training setup is unusable (not a model directory, ...)."""
+
+
+class TrackingError(LakefineError):
+    """The MLflow tracking server or registry cannot be used."""
