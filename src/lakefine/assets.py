@@ -39,8 +39,13 @@ def package_dir(package: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+TINY_MODEL = "tiny-random-bert"
+
+
 def resolve_model(name_or_path: str, local_root: str = ".lakefine") -> str:
     """An alias, a /Volumes path, a local directory, or (on Databricks) a hub id."""
+    if name_or_path == TINY_MODEL:
+        return str(build_tiny_model(paths.local_root(local_root) / "models" / TINY_MODEL))
     if name_or_path in MODEL_ALIASES:
         package, inner = MODEL_ALIASES[name_or_path]
         return str(package_dir(package) / inner)
@@ -61,4 +66,26 @@ def stage_dataset(name: str, local_root: str = ".lakefine") -> Path:
         tmp = target.with_suffix(target.suffix + ".tmp")
         shutil.copyfile(source, tmp)
         tmp.replace(target)
+    return target
+
+
+def build_tiny_model(target: Path) -> Path:
+    """A 2-layer, hidden-32 BERT with random weights (fixed seed) and MiniLM's real
+    WordPiece tokenizer: wires the whole pipeline in seconds (smoke runs, tests)."""
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    source = resolve_model("minilm")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    staging = target.with_name(target.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    BertModel(config).save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
     return target

@@ -1,0 +1,112 @@
+"""``lakefine run|prepare|train|predict|stage-data``: parse, call lakefine.pipeline, exit.
+
+A LakefineError prints its message (no traceback) and exits 2; ``--json`` prints a
+machine-readable summary on stdout (progress goes to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakefine", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("run", "prepare in Spark, then fine-tune, evaluate, log and register"),
+                            ("prepare", "Spark side only: source -> published dataset"),
+                            ("train", "training side only: newest published dataset -> model")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/rotten_tomatoes.yaml")
+        command.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.epochs=2")
+        command.add_argument("--local-root", help="local stand-in for /Volumes and the MLflow store"
+                             " (default: .lakefine, or $LAKEFINE_LOCAL_ROOT)")
+        command.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+        if name == "train":
+            command.add_argument("--dataset", help="a published dataset directory (default: newest)")
+    predict = commands.add_parser("predict", help="label and probabilities for texts")
+    predict.add_argument("model", help="model directory or MLflow URI (models:/name@challenger)")
+    predict.add_argument("texts", nargs="*", help="texts to classify")
+    predict.add_argument("--file", help="a file with one text per line")
+    predict.add_argument("--json", action="store_true")
+    stage = commands.add_parser("stage-data", help="copy a bundled real dataset into the local volume")
+    stage.add_argument("names", nargs="+")
+    stage.add_argument("--local-root")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lakefine.errors import LakefineError
+
+    args = _parser().parse_args(argv)
+    if getattr(args, "local_root", None):
+        os.environ["LAKEFINE_LOCAL_ROOT"] = str(Path(args.local_root).absolute())
+    try:
+        # With --json, stdout carries only the summary: libraries' prints go to stderr.
+        with contextlib.redirect_stdout(sys.stderr if getattr(args, "json", False) else sys.stdout):
+            summary = _dispatch(args)
+    except LakefineError as exc:
+        print(f"lakefine: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("lakefine: interrupted", file=sys.stderr)
+        return 130
+    if getattr(args, "json", False):
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _dispatch(args) -> dict:
+    from lakefine import pipeline
+    from lakefine.config import load_config
+
+    if args.command == "predict":
+        return _predict(args)
+    if args.command == "stage-data":
+        from lakefine.assets import stage_dataset
+
+        staged = {name: str(stage_dataset(name)) for name in args.names}
+        for name, path in staged.items():
+            print(f"{name}: {path}", file=sys.stderr)
+        return staged
+    config = load_config(args.pipeline, args.overrides)
+    if args.command == "prepare":
+        return pipeline.prepare(config).summary()
+    if args.command == "train":
+        return pipeline.train(config, args.dataset).summary()
+    summary = pipeline.run(config)
+    model = summary["train"].get("registered_uri") or summary["train"]["model_dir"]
+    print(f"\nDone in {summary['wall_seconds']:.0f} s. Test metrics: "
+          + ", ".join(f"{k}={v:.4f}" for k, v in summary["train"]["metrics"].items()
+                      if k.startswith("test_") and k.endswith(("accuracy", "f1", "f1_macro")))
+          + f"\nModel: {summary['train']['model_dir']}\nPredict: lakefine predict '{model}' \"some text\"",
+          file=sys.stderr)
+    return summary
+
+
+def _predict(args) -> dict:
+    from lakefine.errors import ConfigError
+    from lakefine.predict import Predictor
+
+    texts = list(args.texts)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise ConfigError(f"--file: no file at {path}")
+        texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    if not texts:
+        raise ConfigError("predict: give texts as arguments or --file FILE")
+    predictions = Predictor.load(args.model).predict(texts)
+    if not args.json:
+        for text, prediction in zip(texts, predictions):
+            probs = "  ".join(f"{label}={p:.3f}" for label, p in prediction["probabilities"].items())
+            print(f"{prediction['label']:>12}  {probs}  | {text[:80]}")
+    return {"predictions": [{"text": t, **p} for t, p in zip(texts, predictions)]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

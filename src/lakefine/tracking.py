@@ -1,0 +1,174 @@
+"""MLflow: where runs go, what is logged, how the model is registered.
+
+Locally the store is sqlite under the local root (``MLFLOW_TRACKING_URI`` wins, so a
+real ``mlflow server`` works too); on Databricks the registry is Unity Catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+from lakefine import paths
+from lakefine.config import PipelineConfig
+from lakefine.errors import TrackingError
+from lakefine.log import say
+from lakefine.session import on_databricks
+
+ALIAS = "challenger"
+# mlflow's own requirement inference pulls in torchvision, which must never be
+# installed here (it breaks transformers); state the requirements instead.
+MODEL_PIP_REQUIREMENTS = ["torch", "transformers", "tokenizers", "accelerate", "safetensors"]
+
+
+def tracking_uri(config: PipelineConfig) -> str:
+    if config.tracking.tracking_uri:
+        return config.tracking.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if on_databricks():
+        return "databricks"
+    root = paths.local_root(config.runtime.local_root)
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def setup(config: PipelineConfig) -> str:
+    """Point MLflow at the store and experiment; fail fast if a server is unreachable.
+    Returns the experiment id."""
+    import mlflow
+
+    uri = tracking_uri(config)
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    if on_databricks():
+        mlflow.set_registry_uri("databricks-uc")
+    name = config.experiment_name
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if uri.startswith("sqlite:"):
+        artifact_location = (paths.local_root(config.runtime.local_root) / "mlartifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def check_reachable(uri: str, timeout_s: float = 10.0) -> None:
+    """An HTTP tracking server must answer before any preparation or training."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            if response.status == 200:
+                return
+    except OSError as exc:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({exc}); start it, or unset"
+            " MLFLOW_TRACKING_URI to use the local sqlite store"
+        ) from None
+
+
+def log_run_inputs(config: PipelineConfig, manifest: dict) -> None:
+    import mlflow
+
+    params = {f"lakefine.{k}": v[:500] for k, v in config.flat_params().items()}
+    params.update({
+        "data.key": manifest["key"],
+        "data.rows": manifest["rows"],
+        "data.max_length": manifest["max_length"],
+        "data.num_labels": len(manifest["label_map"]["id2label"]),
+    })
+    mlflow.log_params(params)
+    mlflow.set_tags({"lakefine.pipeline": config.name, "lakefine.task": config.task,
+                     "lakefine.dataset": manifest["key"]})
+    mlflow.log_dict(manifest["label_map"], "label_map.json")
+    mlflow.log_dict(manifest["data_card"], "data_card.json")
+    mlflow.log_dict(config.to_dict(), "pipeline_config.json")
+
+
+def metrics_callback():
+    """A TrainerCallback that logs every log line as MLflow metrics. Metrics that
+    fail to reach the server (a restart, a network blip) are kept and sent with
+    the next log call or at the end of training, with their original step."""
+    import mlflow
+    from transformers import TrainerCallback
+
+    class MlflowMetrics(TrainerCallback):
+        def __init__(self):
+            self.pending: list = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            now = int(time.time() * 1000)
+            for key, value in logs.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.pending.append(mlflow.entities.Metric(key, float(value), now, state.global_step))
+            self.flush(final=False)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.flush(final=True)
+
+        def flush(self, final: bool) -> None:
+            attempts = 30 if final else 1
+            for attempt in range(attempts):
+                if not self.pending:
+                    return
+                try:
+                    run_id = mlflow.active_run().info.run_id
+                    mlflow.tracking.MlflowClient().log_batch(run_id, metrics=self.pending[:1000])
+                    del self.pending[:1000]
+                except Exception as exc:  # the server is away: keep the metrics, retry later
+                    if attempt == 0:
+                        say(f"tracking: could not log {len(self.pending)} metrics yet ({type(exc).__name__}); will retry")
+                    if final:
+                        time.sleep(1.0)
+                    else:
+                        return
+            if self.pending:
+                raise TrackingError(f"{len(self.pending)} metrics could not be logged to MLflow")
+
+    return MlflowMetrics()
+
+
+def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) -> dict:
+    """Log the model with the transformers flavor (and its signature), register it
+    under the pipeline's model name and point the ``challenger`` alias at it."""
+    import mlflow
+
+    task = "text-classification"
+    info = mlflow.transformers.log_model(
+        transformers_model={"model": fit_result.model, "tokenizer": fit_result.tokenizer},
+        name="model",
+        task=task,
+        pip_requirements=MODEL_PIP_REQUIREMENTS,
+        input_example=["an example sentence"],
+    )
+    result = {"model_uri": info.model_uri, "registered_model": None, "version": None}
+    if config.tracking.register:
+        name = config.registered_model_name
+        version = mlflow.register_model(info.model_uri, name)
+        client = mlflow.tracking.MlflowClient()
+        client.set_registered_model_alias(name, ALIAS, version.version)
+        result.update(registered_model=name, version=int(version.version),
+                      registered_uri=f"models:/{name}@{ALIAS}")
+    mlflow.log_dict({"model_dir": str(model_dir)}, "lakefine_model_location.json")
+    return result
+
+
+def log_test_predictions(predictions: dict) -> None:
+    import mlflow
+
+    if predictions:
+        mlflow.log_dict(predictions, "test_predictions.json")
+
+
+def load_json_artifact(run_id: str, path: str) -> Optional[dict]:
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
+    return json.loads(Path(local).read_text())

@@ -1,0 +1,56 @@
+"""Shared fixtures: one local SparkSession for the run, an isolated local root
+(stand-in volume + MLflow store) per test that needs one, the real bundled data
+staged once, and a tiny random BERT built from config with MiniLM's tokenizer."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("DATABRICKS_RUNTIME_VERSION", None)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from lakefine.session import local_session
+
+    session = local_session("local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_root(tmp_path_factory) -> Path:
+    """A local root reused across tests: bundled data and the tiny model live here."""
+    root = tmp_path_factory.mktemp("shared-root")
+    from lakefine.assets import TINY_MODEL, resolve_model, stage_dataset
+
+    stage_dataset("rotten_tomatoes", str(root))
+    resolve_model(TINY_MODEL, str(root))
+    return root
+
+
+@pytest.fixture()
+def local_root(tmp_path, shared_root, monkeypatch) -> Path:
+    """A fresh local root per test, with the bundled data and tiny model linked in."""
+    root = tmp_path / "root"
+    for part in ("Volumes/main/lakefine/raw", "models"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        (root / part).symlink_to(shared_root / part)
+    monkeypatch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
+    yield root
+    import mlflow
+
+    assert mlflow.active_run() is None, "a test left an MLflow run open"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(shared_root) -> str:
+    return str(shared_root / "models" / "tiny-random-bert")
