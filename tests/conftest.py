@@ -48,9 +48,34 @@ def local_root(tmp_path, shared_root, monkeypatch) -> Path:
     yield root
     import mlflow
 
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: never let it leak into the next test.
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
     assert mlflow.active_run() is None, "a test left an MLflow run open"
 
 
 @pytest.fixture(scope="session")
 def tiny_model(shared_root) -> str:
     return str(shared_root / "models" / "tiny-random-bert")
+
+
+RT_PATH = "/Volumes/main/lakefine/raw/rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2"
+
+
+def make_config(**sections):
+    """A pipeline config from dicts: defaults to the staged Rotten Tomatoes file and
+    the tiny model, so a test states only what it is about."""
+    from lakefine.config import config_from_dict
+
+    raw = {
+        "name": "t",
+        "source": {"path": RT_PATH, "where": "category IN ('fresh', 'rotten')",
+                   "text_column": "text", "label_column": "category"},
+        "model": {"name_or_path": "tiny-random-bert"},
+        "train": {"max_steps": 4, "batch_size": 8, "logging_steps": 2},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict) and key != "source":
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return config_from_dict(raw)

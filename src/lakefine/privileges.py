@@ -150,12 +150,12 @@ def _effective_privileges(client: "WorkspaceClient", securable_type: str, full_n
                                                principal=principal, max_results=0, page_token=page_token)
         except NotFound as exc:
             problem = f"does not exist or is not visible ({_first_line(exc)})"
-            if securable_type in (SCHEMA, VOLUME):  # the pipeline does not create these
+            if securable_type in (SCHEMA, VOLUME):  # containers the pipeline writes into
                 problem += f"; create it first: CREATE {securable_type} IF NOT EXISTS {full_name};"
             return set(), problem
         except PermissionDenied as exc:
-            # Reading one's own grants is refused when a parent's USE privilege is missing:
-            # report the privileges as missing, with the server's reason next to them.
+            # Usually a parent's USE privilege is missing (the server says which): count
+            # the privileges as missing and show the server's reason next to them.
             return set(), f"permissions could not be read ({_first_line(exc)})"
         # The request is filtered by principal; any assignment returned (the user or a
         # group the server resolved for them) conveys its privileges.

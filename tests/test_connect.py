@@ -1,0 +1,139 @@
+"""Spark Connect: preparation runs on a local Connect session (no sparkContext, no
+RDDs; the handoff goes through Spark-written Parquet) and publishes the same rows,
+in the same order, under the same cache key as a classic session using from_spark.
+
+pyspark refuses a Connect session beside a live classic one in one process, so the
+Connect side runs in a subprocess while this process runs the classic side."""
+
+import json
+import os
+import subprocess
+import sys
+
+from pyspark.sql import functions as F
+
+from conftest import RT_PATH
+from lakefine.config import config_from_dict
+from lakefine.handoff import PublishedDataset
+from lakefine.paths import resolve
+from lakefine.prepare import prepare
+
+INPUT = "/Volumes/main/lakefine/raw/connect_input"
+
+CONNECT_SIDE = r"""
+import json, sys
+from pyspark.sql import SparkSession
+from lakefine.config import config_from_dict
+from lakefine.prepare import prepare
+from lakefine.paths import resolve
+from lakefine.session import session_kind
+from pyspark.sql import functions as F
+
+spark = (SparkSession.builder.remote("local[2]")
+         .config("spark.sql.shuffle.partitions", "4")
+         .config("spark.ui.enabled", "false")
+         .getOrCreate())
+try:
+    assert session_kind(spark) == "connect", type(spark)
+    config = config_from_dict(json.loads(sys.argv[1]))
+    source = spark.read.parquet(str(resolve(config.source.path)))
+    partitions = source.select(F.spark_partition_id()).distinct().count()
+    result = prepare(config, spark)
+    print(json.dumps({"source_partitions": partitions, **result.summary()}))
+finally:
+    spark.stop()
+"""
+
+
+def raw_config(volume: str, handoff: str, working_dir) -> dict:
+    return {
+        "name": "connect",
+        "source": {"path": INPUT, "format": "parquet", "text_column": "review", "label_column": "verdict"},
+        "labels": {"case": "normalize", "min_count": 2},
+        "split": {"train": 0.7, "validation": 0.15, "test": 0.15, "seed": 7},
+        "model": {"name_or_path": "tiny-random-bert"},
+        "runtime": {"volume": volume, "handoff": handoff, "working_dir": str(working_dir)},
+    }
+
+
+def write_input(spark, local_root):
+    """Real Rotten Tomatoes rows plus the dirty rows every stage has to handle,
+    written as several Parquet files so both sessions read several partitions."""
+    real = (
+        spark.read.options(header="true", multiLine="true", escape='"')
+        .csv(str(resolve(RT_PATH)))
+        .where("category IN ('fresh', 'rotten')")
+        .select(F.col("text").alias("review"), F.col("category").alias("verdict"))
+        .limit(2500)
+    )
+    dirty = spark.createDataFrame(
+        [
+            ("  Spaced\n out   review ", " Fresh "),  # whitespace and label case normalised
+            ("same words, two labels", "fresh"),  # conflicting labels: quarantined
+            ("same words, two labels", "rotten"),
+            ("a duplicate review", "rotten"),  # duplicates share a split
+            ("a duplicate review", "rotten"),
+            ("", "fresh"),  # empty text
+            (None, "rotten"),  # null text
+            ("no label here", None),  # null label
+            ("a lone certified review", "certified"),  # rare label (min_count 2)
+            ("broken \ufffd bytes", "fresh"),  # invalid UTF-8
+        ],
+        "review string, verdict string",
+    )
+    target = resolve(INPUT)
+    real.unionByName(dirty).repartition(6).write.mode("overwrite").parquet(str(target))
+    assert len(list(target.glob("part-*.parquet"))) == 6
+    return target
+
+
+def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(spark, local_root, tmp_path):
+    target = write_input(spark, local_root)
+    assert spark.read.parquet(str(target)).rdd.getNumPartitions() >= 2
+
+    connect_config = raw_config("/Volumes/main/lakefine/prep_connect", "auto", tmp_path / "wd-connect")
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root), "PYSPARK_PYTHON": sys.executable,
+           "SPARK_LOCAL_IP": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+    env.pop("SPARK_REMOTE", None)
+    connect_side = subprocess.Popen(
+        [sys.executable, "-c", CONNECT_SIDE, json.dumps(connect_config)],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:  # the classic side runs meanwhile
+        classic = prepare(config_from_dict(
+            raw_config("/Volumes/main/lakefine/prep_classic", "from_spark", tmp_path / "wd-classic")), spark)
+        stdout, stderr = connect_side.communicate(timeout=240)
+    finally:
+        if connect_side.poll() is None:
+            connect_side.kill()
+            connect_side.communicate()
+    assert connect_side.returncode == 0, stderr[-4000:]
+    connect = json.loads(stdout.strip().splitlines()[-1])
+    assert connect["source_partitions"] >= 2  # the Connect side read several partitions too
+
+    # Two different volumes: neither run could have been a cache hit of the other.
+    assert connect["cache_hit"] is False and classic.cache_hit is False
+    assert connect["dataset"] != str(classic.dataset.path)
+    # The key depends on the data and settings, not on the session kind or the method.
+    assert connect["key"] == classic.dataset.key
+    assert connect["rows"] == classic.counts
+    assert connect["rows"]["by_reason"] == {
+        "conflicting_labels": 2, "empty_text": 1, "invalid_utf8_text": 1,
+        "null_label": 1, "null_text": 1, "rare_label": 1,
+    }
+    assert connect["labels"] == list(classic.label_map.labels) == ["fresh", "rotten"]
+    assert connect["splits"] == classic.dataset.split_rows
+    assert all(connect["splits"][s] > 0 for s in ("train", "validation", "test"))
+    assert connect["max_length"] == classic.dataset.manifest["max_length"]
+    assert connect["data_card"] == classic.dataset.manifest["data_card"]
+
+    published = PublishedDataset.open(connect["dataset"])
+    assert published.manifest["method"] == "parquet"
+    assert classic.dataset.manifest["method"] == "from_spark"
+    from_connect, from_classic = published.load(), classic.dataset.load()
+    assert list(from_connect) == list(from_classic) == ["train", "validation", "test"]
+    for split in from_classic:
+        assert from_connect[split].features == from_classic[split].features
+        assert from_connect[split].to_dict() == from_classic[split].to_dict(), split
+    everything = [t for split in from_classic.values() for t in split["text"]]
+    assert "Spaced out review" in everything and everything.count("a duplicate review") == 2

@@ -1,0 +1,128 @@
+"""The whole pipeline through the CLI on the tiny model: prepare in Spark, train,
+evaluate, log to MLflow, register, reload, predict."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from lakefine.handoff import PublishedDataset
+
+SMOKE = str(REPO / "pipelines/smoke.yaml")
+
+
+def cli(local_root, *args, check=True):
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the local sqlite store under local_root
+    return subprocess.run([sys.executable, "-m", "lakefine.cli", *args], env=env,
+                          capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="module")
+def smoke_root(tmp_path_factory, shared_root):
+    """One smoke run shared by the tests that inspect its outputs."""
+    root = tmp_path_factory.mktemp("smoke-root")
+    for part in ("Volumes/main/lakefine/raw", "models"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        (root / part).symlink_to(shared_root / part)
+    result = cli(root, "run", SMOKE, "--json")
+    return root, json.loads(result.stdout), result.stderr
+
+
+@pytest.fixture()
+def smoke_run(smoke_root, monkeypatch):
+    root, summary, stderr = smoke_root
+    monkeypatch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
+    yield summary, stderr
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def test_run_tracks_registers_and_reports(smoke_run, smoke_root):
+    local_root = smoke_root[0]
+    import mlflow
+
+    summary, stderr = smoke_run
+    prepared, trained = summary["prepare"], summary["train"]
+    rows = prepared["rows"]
+    assert rows["input"] == rows["used"] + rows["quarantined"] == 12808
+    assert prepared["labels"] == ["fresh", "rotten"]
+    assert sum(prepared["splits"].values()) == rows["used"]
+    assert 0.0 <= trained["metrics"]["test_accuracy"] <= 1.0
+    assert "Predict: lakefine predict" in stderr and "Traceback" not in stderr
+
+    mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
+    run = mlflow.get_run(trained["run_id"])
+    assert run.data.params["lakefine.source.label_column"] == "category"
+    assert run.data.params["data.key"] == prepared["key"]
+    assert "test_accuracy" in run.data.metrics and "eval_loss" in run.data.metrics
+    history = mlflow.tracking.MlflowClient().get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [5, 10]  # per-step logging (logging_steps=5, max_steps=10)
+    artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"label_map.json", "data_card.json", "test_predictions.json"} <= artifacts
+    assert trained["model_uri"].startswith("models:/")  # MLflow 3 LoggedModel (transformers flavor)
+    version = mlflow.tracking.MlflowClient().get_model_version_by_alias("smoke_classifier", "challenger")
+    assert version.run_id == run.info.run_id
+
+    saved = json.loads((local_root / "Volumes/main/lakefine/prep/models/smoke" / trained["run_id"] / "config.json").read_text())
+    assert saved["id2label"] == {"0": "fresh", "1": "rotten"}
+
+
+def test_registered_model_predicts_exactly_what_evaluation_saw(smoke_run, smoke_root):
+    local_root = smoke_root[0]
+    import mlflow
+
+    from lakefine.predict import Predictor
+
+    summary, _ = smoke_run
+    mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
+    evaluated = json.loads(open(mlflow.artifacts.download_artifacts(
+        run_id=summary["train"]["run_id"], artifact_path="test_predictions.json")).read())
+    test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
+    assert [int(h) for h in test["row_hash"]] == evaluated["row_hash"]
+
+    predictor = Predictor.load(summary["train"]["registered_uri"])
+    predicted = predictor.predict(test["text"])
+    assert [p["label_id"] for p in predicted] == evaluated["predicted"]
+    probs = np.array([[p["probabilities"][label] for label in ("fresh", "rotten")] for p in predicted])
+    assert np.abs(probs - np.array(evaluated["probabilities"])).max() < 1e-4
+
+
+def test_predict_cli_prints_labels_and_probabilities(smoke_run, smoke_root, tmp_path):
+    local_root = smoke_root[0]
+    summary, _ = smoke_run
+    texts = tmp_path / "texts.txt"
+    texts.write_text("A triumph.\n\nA dull, lifeless mess.\n")
+    out = cli(local_root, "predict", summary["train"]["model_dir"], "Great fun", "--file", str(texts), "--json")
+    predictions = json.loads(out.stdout)["predictions"]
+    assert [p["text"] for p in predictions] == ["Great fun", "A triumph.", "A dull, lifeless mess."]
+    for p in predictions:
+        assert p["label"] in ("fresh", "rotten")
+        assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
+    plain = cli(local_root, "predict", summary["train"]["model_dir"], "Great fun").stdout
+    assert "fresh=" in plain and "rotten=" in plain
+
+
+def test_train_alone_uses_the_newest_published_dataset(local_root):
+    prepared = json.loads(cli(local_root, "prepare", SMOKE, "--json").stdout)
+    trained = json.loads(cli(local_root, "train", SMOKE, "--json").stdout)
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
+    assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == prepared["key"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", SMOKE, "source.label_column=categroy"], "column 'categroy' is not in the source. Did you mean 'category'?"),
+    (["run", SMOKE, "train.epocs=2"], "did you mean 'train.epochs'"),
+    (["prepare", SMOKE, "source.path=/Volumes/main/lakefine/raw/nope.csv"], "nothing at /Volumes/main/lakefine/raw/nope.csv"),
+    (["predict", "/tmp", "x"], "not a model directory"),
+])
+def test_bad_input_is_one_clear_message_without_traceback(local_root, args, expected):
+    result = cli(local_root, *args, check=False)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr and "Py4J" not in result.stderr
