@@ -29,17 +29,23 @@ from lakefine.paths import resolve
 from lakefine.session import session_kind
 from pyspark.sql import functions as F
 
+# The same small-machine tuning as lakefine.session.local_session.
+jvm_opts = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 spark = (SparkSession.builder.remote("local[2]")
-         .config("spark.sql.shuffle.partitions", "4")
          .config("spark.ui.enabled", "false")
+         .config("spark.ui.showConsoleProgress", "false")
+         .config("spark.sql.shuffle.partitions", "4")
+         .config("spark.default.parallelism", "4")
+         .config("spark.driver.extraJavaOptions", jvm_opts)
+         .config("spark.executor.extraJavaOptions", jvm_opts)
          .getOrCreate())
 try:
     assert session_kind(spark) == "connect", type(spark)
-    config = config_from_dict(json.loads(sys.argv[1]))
+    config = config_from_dict(json.loads(sys.stdin.readline()))  # sent once the input is written
     source = spark.read.parquet(str(resolve(config.source.path)))
     partitions = source.select(F.spark_partition_id()).distinct().count()
     result = prepare(config, spark)
-    print(json.dumps({"source_partitions": partitions, **result.summary()}))
+    print(json.dumps({"source_partitions": partitions, "timings": result.timings, **result.summary()}))
 finally:
     spark.stop()
 """
@@ -88,26 +94,29 @@ def write_input(spark, local_root):
 
 
 def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(spark, local_root, tmp_path):
-    target = write_input(spark, local_root)
-    assert spark.read.parquet(str(target)).rdd.getNumPartitions() >= 2
-
-    connect_config = raw_config("/Volumes/main/lakefine/prep_connect", "auto", tmp_path / "wd-connect")
+    # The Connect side starts its server first and waits for its config on stdin.
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root), "PYSPARK_PYTHON": sys.executable,
            "SPARK_LOCAL_IP": "127.0.0.1", "OMP_NUM_THREADS": "1"}
     env.pop("SPARK_REMOTE", None)
-    connect_side = subprocess.Popen(
-        [sys.executable, "-c", CONNECT_SIDE, json.dumps(connect_config)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:  # the classic side runs meanwhile
+    log = tmp_path / "connect-side.log"
+    with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the child
+        connect_side = subprocess.Popen([sys.executable, "-c", CONNECT_SIDE], env=env, cwd=tmp_path,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        target = write_input(spark, local_root)
+        assert spark.read.parquet(str(target)).rdd.getNumPartitions() >= 2
+        connect_config = raw_config("/Volumes/main/lakefine/prep_connect", "auto", tmp_path / "wd-connect")
+        connect_side.stdin.write(json.dumps(connect_config) + "\n")
+        connect_side.stdin.flush()
+        # The classic side runs meanwhile, on the same input, into another volume.
         classic = prepare(config_from_dict(
             raw_config("/Volumes/main/lakefine/prep_classic", "from_spark", tmp_path / "wd-classic")), spark)
-        stdout, stderr = connect_side.communicate(timeout=240)
+        stdout, _ = connect_side.communicate(timeout=240)
     finally:
         if connect_side.poll() is None:
             connect_side.kill()
             connect_side.communicate()
-    assert connect_side.returncode == 0, stderr[-4000:]
+    assert connect_side.returncode == 0, log.read_text()[-4000:]
     connect = json.loads(stdout.strip().splitlines()[-1])
     assert connect["source_partitions"] >= 2  # the Connect side read several partitions too
 
@@ -131,9 +140,10 @@ def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(sp
     assert published.manifest["method"] == "parquet"
     assert classic.dataset.manifest["method"] == "from_spark"
     from_connect, from_classic = published.load(), classic.dataset.load()
-    assert list(from_connect) == list(from_classic) == ["train", "validation", "test"]
+    assert sorted(from_connect) == sorted(from_classic) == ["test", "train", "validation"]
     for split in from_classic:
         assert from_connect[split].features == from_classic[split].features
         assert from_connect[split].to_dict() == from_classic[split].to_dict(), split
+    print("TIMINGS", connect["timings"], classic.timings)
     everything = [t for split in from_classic.values() for t in split["text"]]
     assert "Spaced out review" in everything and everything.count("a duplicate review") == 2

@@ -104,6 +104,9 @@ def test_predict_cli_prints_labels_and_probabilities(smoke_run, smoke_root, tmp_
         assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
     plain = cli(local_root, "predict", summary["train"]["model_dir"], "Great fun").stdout
     assert "fresh=" in plain and "rotten=" in plain
+    # the registered model, by alias, from the local registry
+    by_alias = json.loads(cli(local_root, "predict", summary["train"]["registered_uri"], "Great fun", "--json").stdout)
+    assert by_alias["predictions"][0]["probabilities"] == pytest.approx(predictions[0]["probabilities"], abs=1e-5)
 
 
 def test_train_alone_uses_the_newest_published_dataset(local_root):

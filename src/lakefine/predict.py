@@ -33,6 +33,11 @@ class Predictor:
         if location.startswith(MLFLOW_SCHEMES) or (path / "MLmodel").is_file():
             import mlflow
 
+            from lakefine.tracking import default_tracking_uri
+
+            mlflow.set_tracking_uri(default_tracking_uri())
+            if location.startswith("models:/") and default_tracking_uri() == "databricks":
+                mlflow.set_registry_uri("databricks-uc")
             try:
                 components = mlflow.transformers.load_model(location, return_type="components")
             except Exception as exc:  # mlflow raises many types for a bad URI

@@ -26,13 +26,16 @@ MODEL_PIP_REQUIREMENTS = ["torch", "transformers", "tokenizers", "accelerate", "
 
 
 def tracking_uri(config: PipelineConfig) -> str:
-    if config.tracking.tracking_uri:
-        return config.tracking.tracking_uri
+    return config.tracking.tracking_uri or default_tracking_uri(config.runtime.local_root)
+
+
+def default_tracking_uri(local_root: str = ".lakefine") -> str:
+    """$MLFLOW_TRACKING_URI, else Databricks, else sqlite under the local root."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     if on_databricks():
         return "databricks"
-    root = paths.local_root(config.runtime.local_root)
+    root = paths.local_root(local_root)
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
 
