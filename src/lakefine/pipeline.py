@@ -87,3 +87,29 @@ def run(config: PipelineConfig, spark=None, df=None) -> dict:
     trained = train(config, prepared.dataset)
     return {"prepare": prepared.summary(), "train": trained.summary(),
             "prepare_timings": prepared.timings, "wall_seconds": time.perf_counter() - started}
+
+
+def evaluate(config: PipelineConfig, model_uri: Optional[str] = None, dataset: Optional[str] = None) -> dict:
+    """Score a model (default: the registered ``challenger``) on the published test split."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from lakefine import tracking
+    from lakefine.predict import Predictor
+
+    tracking.setup(config)
+    uri = model_uri or f"models:/{config.registered_model_name}@{tracking.ALIAS}"
+    test = published_dataset(config, dataset).load().get("test")
+    if test is None or len(test) == 0:
+        raise HandoffError(f"pipeline {config.name!r}: the published dataset has no test split; set split.test > 0")
+    pairs = test["text_pair"] if "text_pair" in test.column_names else None
+    predicted = [p["label_id"] for p in Predictor.load(uri).predict(test["text"], pairs)]
+    labels = np.array(test["label"])
+    average = "binary" if len(set(labels) | set(predicted)) <= 2 else "macro"
+    metrics = {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "f1": float(f1_score(labels, predicted, average=average, zero_division=0)),
+        "f1_macro": float(f1_score(labels, predicted, average="macro", zero_division=0)),
+    }
+    say(f"evaluate: {uri} on {len(labels):,} test rows: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return {"model_uri": uri, "rows": len(labels), "metrics": metrics}

@@ -1,0 +1,21 @@
+"""Bundle task `prepare` (CPU cluster): UC privilege preflight, then source -> published dataset."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import run_job  # noqa: E402
+
+from lakefine import pipeline  # noqa: E402
+
+
+def step(config):
+    from lakefine.privileges import preflight
+
+    preflight(config)
+    print(json.dumps(pipeline.prepare(config).summary(), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(step))
