@@ -288,12 +288,21 @@ def _flags(parameters: list[str]) -> list[str]:
     return [p.split("=", 1)[0] for p in parameters if isinstance(p, str) and p.startswith("--")]
 
 
-def _declared_flags(script: Path) -> set[str]:
-    """``--flags`` a script declares with argparse's add_argument (read, not imported)."""
+def _declared_flags(script: Path, seen: set[Path] | None = None) -> set[str]:
+    """``--flags`` declared with argparse's add_argument in a script or in the sibling
+    modules it imports (the job scripts share a parser). Read, never imported."""
+    seen = seen if seen is not None else set()
+    seen.add(script)
     flags = {"--help"}
     for node in ast.walk(ast.parse(script.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
             flags |= {a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")}
+        modules = [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else \
+            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        for module in modules:
+            sibling = script.parent / f"{module}.py"
+            if sibling.is_file() and sibling not in seen:
+                flags |= _declared_flags(sibling, seen)
     return flags
 
 
@@ -365,7 +374,8 @@ def test_the_job_runs_prepare_then_finetune_on_a_single_gpu_node_then_evaluate(b
     assert finetune["timeout_seconds"] > 0
     for task in tasks.values():
         assert task["spark_python_task"]["python_file"] == f"../pipelines/jobs/{task['task_key']}.py"
-        assert {"--pipeline", "--catalog", "--schema", "--volume"} <= set(task["spark_python_task"]["parameters"])
+        assert {"--pipeline", "--catalog", "--schema", "--volume", "--registered-model"} \
+            <= set(task["spark_python_task"]["parameters"])
         assert task["libraries"] == [{"whl": "../dist/*.whl"}]
 
 
@@ -408,6 +418,12 @@ def test_a_missing_job_script_everywhere_is_reported(bundle_copy):
     shutil.rmtree(bundle_copy / "pipelines" / "jobs", ignore_errors=True)
     problems = bundle_problems(bundle_copy)
     assert any("task prepare: python_file ../pipelines/jobs/prepare.py does not exist" in p for p in problems)
+
+
+def test_a_flag_the_script_does_not_accept_is_reported(bundle_copy):
+    _edit(bundle_copy / "resources/lakefine_job.yml", "- --volume", "- --volumes")
+    problems = bundle_problems(bundle_copy)
+    assert "[dev] jobs.lakefine: task prepare: pipelines/jobs/prepare.py does not accept --volumes" in problems
 
 
 def test_an_unknown_key_is_reported_by_the_typed_classes(bundle_copy):

@@ -72,8 +72,7 @@ def test_notebook_is_databricks_source_format(name):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_widgets_on_databricks_default_to_the_bundled_pipeline(name):
     dbutils = FakeDbutils()
-    namespace = run_cells(name, lambda c: "dbutils" in c and "import lakefine" not in c,
-                          {"dbutils": dbutils})
+    namespace = run_cells(name, lambda c: "dbutils" in c, {"dbutils": dbutils})
     assert dbutils.restarted
     assert {"pipeline", "overrides"} <= set(dbutils.defaults)
     # Databricks runs a notebook in its own folder: the default is relative to notebooks/.

@@ -45,7 +45,7 @@ class Requirement(NamedTuple):
 # ---------------------------------------------------------------------------- what is needed
 
 
-def required_privileges(config: "PipelineConfig") -> list[Requirement]:
+def required_privileges(config: PipelineConfig) -> list[Requirement]:
     """Every privilege the pipeline uses, parents first, without duplicates.
 
     Each object also needs USE CATALOG / USE SCHEMA on its parents: SELECT on a table
@@ -107,7 +107,7 @@ def quote_part(part: str) -> str:
 # ---------------------------------------------------------------------------- checking
 
 
-def check_privileges(client: "WorkspaceClient", config: "PipelineConfig", principal: Optional[str] = None) -> None:
+def check_privileges(client: WorkspaceClient, config: PipelineConfig, principal: Optional[str] = None) -> None:
     """Raise :class:`PrivilegeError` listing every missing privilege with its GRANT.
 
     ``principal`` defaults to the caller (``current_user.me().user_name``; for a service
@@ -133,7 +133,7 @@ def check_privileges(client: "WorkspaceClient", config: "PipelineConfig", princi
         raise PrivilegeError(_missing_message(principal, missing, problems))
 
 
-def _effective_privileges(client: "WorkspaceClient", securable_type: str, full_name: str,
+def _effective_privileges(client: WorkspaceClient, securable_type: str, full_name: str,
                           principal: str) -> tuple[set[str], Optional[str]]:
     """Privileges ``principal`` holds on a securable, directly or inherited from its
     catalog/schema (the effective API reports both; ``inherited_from_*`` only says where
@@ -189,7 +189,7 @@ def _first_line(exc: Exception) -> str:
 # ---------------------------------------------------------------------------- entry point
 
 
-def preflight(config: "PipelineConfig", client: Optional["WorkspaceClient"] = None,
+def preflight(config: PipelineConfig, client: Optional[WorkspaceClient] = None,
               principal: Optional[str] = None) -> str:
     """Check privileges on Databricks (or against ``client``); a no-op locally.
 
