@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
         if name == "train":
             command.add_argument("--dataset", help="a published dataset directory (default: newest)")
+        if name in ("run", "train"):
+            command.add_argument("--fresh", action="store_true",
+                                 help="start training over instead of resuming an interrupted run")
     predict = commands.add_parser("predict", help="label and probabilities for texts")
     predict.add_argument("model", help="model directory or MLflow URI (models:/name@challenger)")
     predict.add_argument("texts", nargs="*", help="texts to classify")
@@ -77,8 +80,8 @@ def _dispatch(args) -> dict:
     if args.command == "prepare":
         return pipeline.prepare(config).summary()
     if args.command == "train":
-        return pipeline.train(config, args.dataset).summary()
-    summary = pipeline.run(config)
+        return pipeline.train(config, args.dataset, fresh=args.fresh).summary()
+    summary = pipeline.run(config, fresh=args.fresh)
     model = summary["train"].get("registered_uri") or summary["train"]["model_dir"]
     print(f"\nDone in {summary['wall_seconds']:.0f} s. Test metrics: "
           + ", ".join(f"{k}={v:.4f}" for k, v in summary["train"]["metrics"].items()

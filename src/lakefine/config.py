@@ -153,6 +153,9 @@ class TrainConfig(_Section):
     logging_steps: int = 10
     seed: int = 42
     early_stopping_patience: Optional[int] = None
+    # Save (and evaluate) every N steps instead of every epoch: how much work a
+    # preemption can cost. Checkpoints are mirrored to the volume.
+    checkpoint_steps: Optional[int] = None
     torch_threads: Optional[int] = None  # None: leave torch's default
 
     def _problems(self) -> list[str]:

@@ -40,5 +40,11 @@ class TrainingError(LakefineError):
     """The model or the training setup is unusable (not a model directory, ...)."""
 
 
+class Preempted(TrainingError):
+    """Training stopped on SIGTERM after saving a checkpoint; rerun to resume."""
+
+    exit_code = 143
+
+
 class TrackingError(LakefineError):
     """The MLflow tracking server or registry cannot be used."""

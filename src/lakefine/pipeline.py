@@ -9,7 +9,7 @@ from typing import Optional
 
 from lakefine import handoff, paths
 from lakefine.config import PipelineConfig
-from lakefine.errors import HandoffError
+from lakefine.errors import HandoffError, Preempted
 from lakefine.log import say
 
 
@@ -20,10 +20,11 @@ class TrainResult:
     metrics: dict
     registration: dict
     timings: dict = field(default_factory=dict)
+    resumed_from_step: int = 0
 
     def summary(self) -> dict:
         return {"run_id": self.run_id, "model_dir": self.model_dir, "metrics": self.metrics,
-                **self.registration, "timings": self.timings}
+                **self.registration, "timings": self.timings, "resumed_from_step": self.resumed_from_step}
 
 
 def prepare(config: PipelineConfig, spark=None, df=None):
@@ -47,21 +48,48 @@ def published_dataset(config: PipelineConfig, dataset: Optional[str] = None) -> 
     return latest
 
 
-def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDataset] = None) -> TrainResult:
-    """Training side: published dataset -> fine-tuned model, tracked and registered."""
+def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDataset] = None,
+          fresh: bool = False) -> TrainResult:
+    """Training side: published dataset -> fine-tuned model, tracked and registered.
+
+    A rerun of an interrupted training (same config and data, run not finished)
+    resumes from the newest complete checkpoint into the same MLflow run;
+    ``fresh=True`` starts over."""
     import mlflow
 
-    from lakefine import tracking
+    from lakefine import checkpoints, tracking
     from lakefine.train import fit
 
     published = dataset if isinstance(dataset, handoff.PublishedDataset) else published_dataset(config, dataset)
     experiment_id = tracking.setup(config)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=config.name) as run:
+    attempt = checkpoints.attempt_key(config.flat_params(), published.key)
+    local_dir = paths.scratch_dir(config.runtime.working_dir, f"checkpoints/{config.name}/{attempt}")
+    volume_dir = paths.resolve(f"{config.runtime.volume}/checkpoints/{config.name}/{attempt}",
+                               config.runtime.local_root)
+    unfinished = None if fresh else tracking.find_unfinished_run(experiment_id, attempt)
+    resume_from = checkpoints.newest_complete(local_dir, volume_dir) if unfinished else None
+    if resume_from is None:
+        checkpoints.wipe(local_dir, volume_dir)  # nothing to resume: no stale state either
+        local_dir.mkdir(parents=True, exist_ok=True)
+    run_id = unfinished.info.run_id if unfinished and resume_from else None
+
+    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
+                          run_name=None if run_id else config.name,
+                          tags=None if run_id else {tracking.ATTEMPT_TAG: attempt}) as run:
         run_id = run.info.run_id
-        say(f"train: MLflow run {run_id} in experiment {config.experiment_name} ({mlflow.get_tracking_uri()})")
-        tracking.log_run_inputs(config, published.manifest)
-        checkpoints = paths.scratch_dir(config.runtime.working_dir, f"checkpoints/{config.name}/{run_id}")
-        result = fit(config, published, checkpoints, callbacks=[tracking.metrics_callback()])
+        say(f"train: MLflow run {run_id} in experiment {config.experiment_name} ({mlflow.get_tracking_uri()})"
+            + (f", resuming from {resume_from.name}" if resume_from else ""))
+        logged_until = tracking.last_logged_step(run_id) if resume_from else 0
+        if not resume_from:
+            tracking.log_run_inputs(config, published.manifest)
+        mlflow.set_tag("lakefine.resumed_from_step", checkpoints.step_of(resume_from) if resume_from else 0)
+        try:
+            result = fit(config, published, local_dir, resume_from=resume_from,
+                         callbacks=[tracking.metrics_callback(logged_until), checkpoints.mirror_callback(volume_dir)])
+        except Preempted:
+            checkpoints.mirror_newest(local_dir, volume_dir)
+            mlflow.end_run(status="KILLED")
+            raise
         mlflow.log_metrics(result.metrics)
         model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}",
                                   config.runtime.local_root)
@@ -71,12 +99,14 @@ def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDatas
         stage = time.perf_counter()
         registration = tracking.log_and_register_model(config, result, model_dir)
         result.timings["log_model"] = time.perf_counter() - stage
+    checkpoints.wipe(local_dir, volume_dir)  # finished: the model is saved and registered
     say(f"train: test accuracy {result.metrics.get('test_accuracy', float('nan')):.4f}, "
         f"model saved to {model_dir}, registered as {registration.get('registered_uri')}")
-    return TrainResult(run_id, str(model_dir), result.metrics, registration, result.timings)
+    return TrainResult(run_id, str(model_dir), result.metrics, registration, result.timings,
+                       resumed_from_step=checkpoints.step_of(resume_from) if resume_from else 0)
 
 
-def run(config: PipelineConfig, spark=None, df=None) -> dict:
+def run(config: PipelineConfig, spark=None, df=None, fresh: bool = False) -> dict:
     """Prepare then train. The tracking store is checked first, so an unreachable
     server fails in seconds, before any Spark work."""
     from lakefine import tracking
@@ -84,7 +114,7 @@ def run(config: PipelineConfig, spark=None, df=None) -> dict:
     started = time.perf_counter()
     tracking.setup(config)
     prepared = prepare(config, spark=spark, df=df)
-    trained = train(config, prepared.dataset)
+    trained = train(config, prepared.dataset, fresh=fresh)
     return {"prepare": prepared.summary(), "train": trained.summary(),
             "prepare_timings": prepared.timings, "wall_seconds": time.perf_counter() - started}
 

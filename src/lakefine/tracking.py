@@ -6,6 +6,7 @@ real ``mlflow server`` works too); on Databricks the registry is Unity Catalog.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -43,10 +44,10 @@ def default_tracking_uri(local_root: str = ".lakefine") -> str:
 def setup(config: PipelineConfig) -> str:
     """Point MLflow at the store and experiment; fail fast if a server is unreachable.
     Returns the experiment id."""
+    uri = tracking_uri(config)
+    check_reachable(uri)  # before importing mlflow (seconds): an unusable server fails fast
     import mlflow
 
-    uri = tracking_uri(config)
-    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     if on_databricks():
         mlflow.set_registry_uri("databricks-uc")
@@ -60,18 +61,23 @@ def setup(config: PipelineConfig) -> str:
     return mlflow.create_experiment(name, artifact_location=artifact_location)
 
 
-def check_reachable(uri: str, timeout_s: float = 10.0) -> None:
-    """An HTTP tracking server must answer before any preparation or training."""
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """An HTTP tracking server must answer before any preparation or training.
+
+    ``timeout_s`` bounds each socket operation, so a host that accepts connections
+    but never answers fails in seconds too; so does something that is not an HTTP
+    server (http.client.HTTPException is not an OSError)."""
     if not uri.startswith(("http://", "https://")):
         return
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
             if response.status == 200:
                 return
-    except OSError as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        reason = str(exc).strip() or type(exc).__name__
         raise TrackingError(
-            f"MLflow tracking server {uri} is unreachable ({exc}); start it, or unset"
-            " MLFLOW_TRACKING_URI to use the local sqlite store"
+            f"MLflow tracking server {uri} is unreachable (GET /health: {reason[:200]}); start"
+            " it, fix MLFLOW_TRACKING_URI, or unset MLFLOW_TRACKING_URI to use the local sqlite store"
         ) from None
 
 
@@ -93,10 +99,15 @@ def log_run_inputs(config: PipelineConfig, manifest: dict) -> None:
     mlflow.log_dict(config.to_dict(), "pipeline_config.json")
 
 
-def metrics_callback():
+def metrics_callback(logged_until_step: int = 0):
     """A TrainerCallback that logs every log line as MLflow metrics. Metrics that
     fail to reach the server (a restart, a network blip) are kept and sent with
-    the next log call or at the end of training, with their original step."""
+    the next log call or at the end of training, with their original step.
+
+    After a resume, the steps between the checkpoint and the interruption are
+    trained again; their metrics were already logged by the interrupted attempt,
+    so steps up to ``logged_until_step`` are not logged twice: the run keeps one
+    continuous history."""
     import mlflow
     from transformers import TrainerCallback
 
@@ -106,6 +117,8 @@ def metrics_callback():
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
+                return
+            if 0 < state.global_step <= logged_until_step and "loss" in logs:
                 return
             now = int(time.time() * 1000)
             for key, value in logs.items():
@@ -136,6 +149,29 @@ def metrics_callback():
                 raise TrackingError(f"{len(self.pending)} metrics could not be logged to MLflow")
 
     return MlflowMetrics()
+
+
+ATTEMPT_TAG = "lakefine.attempt"
+
+
+def find_unfinished_run(experiment_id: str, attempt: str):
+    """The newest run of this attempt that did not finish (killed, preempted, failed)."""
+    import mlflow
+
+    runs = mlflow.tracking.MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`{ATTEMPT_TAG}` = '{attempt}'",
+        order_by=["attribute.start_time DESC"], max_results=1,
+    )
+    if runs and runs[0].info.status != "FINISHED":
+        return runs[0]
+    return None
+
+
+def last_logged_step(run_id: str, key: str = "loss") -> int:
+    import mlflow
+
+    history = mlflow.tracking.MlflowClient().get_metric_history(run_id, key)
+    return max((m.step for m in history), default=0)
 
 
 def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) -> dict:

@@ -5,16 +5,20 @@ published dataset."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from lakefine.config import PipelineConfig
-from lakefine.errors import TrainingError
+from lakefine.errors import Preempted, TrainingError
 from lakefine.handoff import PublishedDataset
 from lakefine.labels import LabelMap
 from lakefine.log import say
@@ -74,7 +78,10 @@ def tokenize(dataset_dict, tokenizer, published: PublishedDataset, max_length: i
     )
 
 
-def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, callbacks=()) -> FitResult:
+def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, callbacks=(),
+        resume_from: Optional[Path] = None) -> FitResult:
+    """Train and evaluate. Raises Preempted if SIGTERM stopped training (a checkpoint
+    was saved first: transformers' JIT checkpoint); a rerun resumes from it."""
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
@@ -114,8 +121,10 @@ def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, c
         ) from None
 
     has_validation = "validation" in tokenized
-    by_steps = train_cfg.max_steps > 0
-    strategy = ("steps" if by_steps else "epoch") if has_validation else "no"
+    every = train_cfg.checkpoint_steps or (train_cfg.max_steps if train_cfg.max_steps > 0 else None)
+    by_steps = every is not None
+    strategy = "steps" if by_steps else "epoch"
+    eval_strategy = strategy if has_validation else "no"
     use_gpu = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(output_dir),
@@ -127,10 +136,11 @@ def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, c
         learning_rate=train_cfg.learning_rate,
         weight_decay=train_cfg.weight_decay,
         warmup_steps=train_cfg.warmup_ratio,  # a float < 1 is a ratio of the total steps in transformers 5
-        eval_strategy=strategy,
+        eval_strategy=eval_strategy,
         save_strategy=strategy,
-        eval_steps=train_cfg.max_steps if by_steps else None,
-        save_steps=train_cfg.max_steps if by_steps else None,
+        eval_steps=every if has_validation else None,
+        save_steps=every,
+        enable_jit_checkpoint=True,  # SIGTERM (spot preemption) saves a checkpoint first
         logging_steps=train_cfg.logging_steps,
         load_best_model_at_end=has_validation,
         metric_for_best_model="f1_macro" if has_validation else None,
@@ -145,6 +155,7 @@ def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, c
         disable_tqdm=os.environ.get("CI") == "true",
         dataloader_num_workers=0,
     )
+    default_sigterm = signal.getsignal(signal.SIGTERM)  # before the Trainer installs its own
     trainer_callbacks = list(callbacks)
     if train_cfg.early_stopping_patience and has_validation:
         trainer_callbacks.append(EarlyStoppingCallback(train_cfg.early_stopping_patience))
@@ -160,8 +171,13 @@ def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, c
     )
     stage = time.perf_counter()
     say(f"train: {len(tokenized['train']):,} rows, max_length {max_length}, "
-        f"{'max_steps ' + str(train_cfg.max_steps) if by_steps else str(train_cfg.epochs) + ' epoch(s)'}")
-    trainer.train()
+        f"{'max_steps ' + str(train_cfg.max_steps) if train_cfg.max_steps > 0 else str(train_cfg.epochs) + ' epoch(s)'}"
+        + (f", resuming from {resume_from.name}" if resume_from else ""))
+    with _sigterm_recorded(restore=default_sigterm) as preempted:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if preempted.is_set():
+        raise Preempted(f"training stopped by SIGTERM at step {trainer.state.global_step} after saving a"
+                        " checkpoint; run the same command again to resume from it")
     timings["train"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
@@ -183,3 +199,26 @@ def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, c
     return FitResult(trainer.model, tokenizer, label_map,
                      {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
                      test_predictions, timings)
+
+
+@contextlib.contextmanager
+def _sigterm_recorded(restore):
+    """Note a SIGTERM and pass it on to the handler already installed (the Trainer's
+    JIT checkpoint): training then stops cleanly and we must not call it finished.
+    Afterwards ``restore`` is reinstalled, so a later SIGTERM terminates as usual."""
+    preempted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield preempted
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def record(signum, frame):
+        preempted.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, record)
+    try:
+        yield preempted
+    finally:
+        signal.signal(signal.SIGTERM, restore)

@@ -1,0 +1,111 @@
+"""Training survives preemption: SIGKILL mid-run (and a new node: local disk gone)
+and SIGTERM (checkpoint saved before exiting); the rerun resumes from the newest
+complete checkpoint into the same MLflow run and ends where an uninterrupted run ends."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+SMOKE = str(REPO / "pipelines/smoke.yaml")
+STEPS = ["train.max_steps=200", "train.checkpoint_steps=50", "train.batch_size=32", "train.logging_steps=10"]
+
+
+def linked_root(base: Path, shared_root: Path) -> Path:
+    root = base / "root"
+    for part in ("Volumes/main/lakefine/raw", "models"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        (root / part).symlink_to(shared_root / part)
+    return root
+
+
+def start(root: Path, working_dir: Path, *extra) -> subprocess.Popen:
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lakefine.cli", "run", SMOKE, *STEPS, f"runtime.working_dir={working_dir}",
+         "--json", *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def finish(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out)
+
+
+def wait_for_checkpoint(base: Path, step: int, process, timeout=300) -> Path:
+    """Until ``base/checkpoints/smoke/<attempt>/checkpoint-<step>`` is complete."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        for state in base.glob(f"checkpoints/smoke/*/checkpoint-{step}/trainer_state.json"):
+            return state.parent
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint-{step} within {timeout} s")
+
+
+def loss_history(root: Path, run_id: str) -> list[int]:
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    return [m.step for m in client.get_metric_history(run_id, "loss")]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, shared_root) -> dict:
+    base = tmp_path_factory.mktemp("uninterrupted")
+    return finish(start(linked_root(base, shared_root), base / "wd"))["train"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigkill_on_a_new_node", "sigterm"])
+def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(how, tmp_path, shared_root, uninterrupted):
+    root, working_dir = linked_root(tmp_path, shared_root), tmp_path / "wd"
+    process = start(root, working_dir)
+    # wait for the volume mirror (written after the local checkpoint)
+    wait_for_checkpoint(root / "Volumes/main/lakefine/prep", 50, process)
+    if how == "sigterm":
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 143, err[-2000:]
+        assert "run the same command again to resume" in err and "Traceback" not in err
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        assert process.returncode == -signal.SIGKILL
+        shutil.rmtree(working_dir)  # a retried job lands on a new node: only the volume mirror is left
+    mirrored = list((root / "Volumes/main/lakefine/prep/checkpoints/smoke").glob("*/checkpoint-*"))
+    assert mirrored, "no checkpoint was mirrored to the volume"
+
+    resumed = finish(start(root, working_dir))["train"]
+    assert resumed["resumed_from_step"] >= 50
+    history = loss_history(root, resumed["run_id"])
+    assert history == list(range(10, 201, 10)), "one continuous metric history, no step twice"
+    # Same data order, same RNG state, same weights: CPU training is deterministic.
+    assert resumed["metrics"]["test_accuracy"] == uninterrupted["metrics"]["test_accuracy"]
+    assert resumed["metrics"]["test_loss"] == pytest.approx(uninterrupted["metrics"]["test_loss"], abs=1e-5)
+    assert not list(root.glob("Volumes/main/lakefine/prep/checkpoints/smoke/*/checkpoint-*"))  # cleaned after success
+
+
+@pytest.mark.slow
+def test_fresh_starts_over_in_a_new_run(tmp_path, shared_root):
+    root, working_dir = linked_root(tmp_path, shared_root), tmp_path / "wd"
+    process = start(root, working_dir)
+    wait_for_checkpoint(working_dir, 50, process)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    killed = client.search_runs([client.get_experiment_by_name("lakefine-smoke").experiment_id])[0]
+    fresh = finish(start(root, working_dir, "--fresh"))["train"]
+    assert fresh["resumed_from_step"] == 0 and fresh["run_id"] != killed.info.run_id
