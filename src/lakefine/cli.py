@@ -84,11 +84,16 @@ def _dispatch(args) -> dict:
     summary = pipeline.run(config, fresh=args.fresh)
     model = summary["train"].get("registered_uri") or summary["train"]["model_dir"]
     print(f"\nDone in {summary['wall_seconds']:.0f} s. Test metrics: "
-          + ", ".join(f"{k}={v:.4f}" for k, v in summary["train"]["metrics"].items()
-                      if k.startswith("test_") and k.endswith(("accuracy", "f1", "f1_macro")))
+          + headline_metrics(summary["train"]["metrics"])
           + f"\nModel: {summary['train']['model_dir']}\nPredict: lakefine predict '{model}' \"some text\"",
           file=sys.stderr)
     return summary
+
+
+def headline_metrics(metrics: dict) -> str:
+    keys = ("accuracy", "f1", "f1_macro", "f1_micro", "exact_match")
+    return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                     if k.startswith("test_") and k.removeprefix("test_") in keys)
 
 
 def _predict(args) -> dict:
@@ -106,8 +111,12 @@ def _predict(args) -> dict:
     predictions = Predictor.load(args.model).predict(texts)
     if not args.json:
         for text, prediction in zip(texts, predictions):
+            if "answer" in prediction:
+                print(f"{text[:80]}\n  -> {prediction['answer']}")
+                continue
             probs = "  ".join(f"{label}={p:.3f}" for label, p in prediction["probabilities"].items())
-            print(f"{prediction['label']:>12}  {probs}  | {text[:80]}")
+            shown = prediction.get("label") or ",".join(prediction.get("labels", [])) or "(none)"
+            print(f"{shown:>12}  {probs}  | {text[:80]}")
     return {"predictions": [{"text": t, **p} for t, p in zip(texts, predictions)]}
 
 

@@ -20,9 +20,9 @@ import yaml
 from lakefine.errors import ConfigError
 
 TASKS = ("classification", "pair_classification", "multi_label", "seq2seq")
-FILE_FORMATS = ("csv", "json", "jsonl", "parquet")
+FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "text")
 # Keys that must never hold a secret inline: a config is logged to MLflow as params.
-SECRET_KEY_PATTERN = re.compile(r"(token|secret|password|api_key)", re.IGNORECASE)
+SECRET_KEY_PATTERN = re.compile(r"(^|_)(token|secret|password|api_key|access_key|pat)$", re.IGNORECASE)
 
 
 class _Section:
@@ -45,22 +45,36 @@ class SourceConfig(_Section):
     sql: Optional[str] = None
     tables: dict = field(default_factory=dict)  # {name: catalog.schema.table} bound to {name} in sql
     path: Optional[str] = None  # files under a volume: /Volumes/<catalog>/<schema>/<volume>/...
+    # A Hugging Face dataset: {name, config, split}; its size is checked before download.
+    hub: Optional[dict] = None
+    max_download_mb: float = 1024.0
+    unknown_size: Literal["refuse", "warn"] = "refuse"  # when the hub does not state a size
     format: Optional[str] = None  # csv | json | jsonl | parquet; inferred from path if unset
     options: dict = field(default_factory=dict)  # passed to the Spark reader
     where: Optional[str] = None  # Spark SQL filter applied at read (rows outside the dataset)
+    # Derived columns, {name: Spark SQL expression}, added right after the read
+    # (e.g. parse a "TYPE:subtype question" text line into two columns).
+    columns: dict = field(default_factory=dict)
     text_column: str = "text"
     text_pair_column: Optional[str] = None
     label_column: str = "label"
     id_column: Optional[str] = None
+    # Quarantine exact repeats of (text, text_pair, label) beyond the first (reason duplicate).
+    deduplicate: bool = False
 
     def _problems(self) -> list[str]:
         problems = []
-        given = [k for k in ("table", "sql", "path") if getattr(self, k)]
+        given = [k for k in ("table", "sql", "path", "hub") if getattr(self, k)]
         if len(given) != 1:
             problems.append(
-                "source: set exactly one of source.table, source.sql, source.path"
+                "source: set exactly one of source.table, source.sql, source.path, source.hub"
                 f" (got {', '.join(given) or 'none'})"
             )
+        if self.hub is not None:
+            unknown = set(self.hub) - {"name", "config", "split"}
+            if not isinstance(self.hub.get("name"), str) or unknown:
+                problems.append("source.hub: expected {name: <dataset id or local dir>, config: <optional>,"
+                                f" split: <optional, default train>}} (got {self.hub!r})")
         if self.table and len(self.table.split(".")) != 3:
             problems.append(
                 f"source.table: {self.table!r} is not a three-part name catalog.schema.table"
@@ -89,6 +103,8 @@ class LabelConfig(_Section):
     case: Literal["exact", "normalize"] = "exact"
     # Classes with fewer rows than this are quarantined (reason: rare_label).
     min_count: int = 1
+    # multi_label: a label is predicted when its sigmoid probability is at least this.
+    threshold: float = 0.5
 
     def _problems(self) -> list[str]:
         problems = []
@@ -96,6 +112,8 @@ class LabelConfig(_Section):
             problems.append(f"labels.case: {self.case!r} is not one of exact, normalize")
         if self.min_count < 1:
             problems.append(f"labels.min_count: must be >= 1 (got {self.min_count})")
+        if not 0 < self.threshold < 1:
+            problems.append(f"labels.threshold: must be between 0 and 1 (got {self.threshold})")
         return problems
 
 
@@ -156,11 +174,17 @@ class TrainConfig(_Section):
     # Save (and evaluate) every N steps instead of every epoch: how much work a
     # preemption can cost. Checkpoints are mirrored to the volume.
     checkpoint_steps: Optional[int] = None
+    # "balanced": cross-entropy weighted by n_train / (n_classes * class_train_rows),
+    # from the Spark label counts; applied through the Trainer's compute_loss_func.
+    class_weights: Literal["none", "balanced"] = "none"
     torch_threads: Optional[int] = None  # None: leave torch's default
+    # > 1: that many DDP processes through Spark's TorchDistributor (lakefine.distributed)
+    num_processes: int = 1
 
     def _problems(self) -> list[str]:
         problems = []
-        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps"):
+        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps",
+                     "num_processes"):
             if getattr(self, name) < 1:
                 problems.append(f"train.{name}: must be >= 1 (got {getattr(self, name)})")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -168,6 +192,23 @@ class TrainConfig(_Section):
         if self.learning_rate <= 0:
             problems.append(f"train.learning_rate: must be > 0 (got {self.learning_rate})")
         return problems
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig(_Section):
+    """Text-to-text (T5 shape): input = question_prefix + text, paired with
+    context_prefix + text_pair (only the context is truncated); target = label."""
+
+    question_prefix: str = "question: "
+    context_prefix: str = "context: "
+    max_target_length: int = 32
+    num_beams: int = 4
+    no_repeat_ngram_size: int = 0
+    max_new_tokens: int = 32
+
+    def _problems(self) -> list[str]:
+        return [f"seq2seq.{name}: must be >= 1 (got {getattr(self, name)})"
+                for name in ("max_target_length", "num_beams", "max_new_tokens") if getattr(self, name) < 1]
 
 
 @dataclass(frozen=True)
@@ -209,6 +250,7 @@ SECTIONS: dict[str, type] = {
     "split": SplitConfig,
     "model": ModelConfig,
     "train": TrainConfig,
+    "seq2seq": Seq2SeqConfig,
     "tracking": TrackingConfig,
     "runtime": RuntimeConfig,
 }
@@ -224,6 +266,7 @@ class PipelineConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    seq2seq: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -325,6 +368,9 @@ def config_from_dict(raw: dict, source: str = "config") -> PipelineConfig:
             sections[key] = cls(**typed)
         except ConfigError as exc:
             problems += exc.problems
+    source_values = raw.get("source") or {}
+    if task == "pair_classification" and isinstance(source_values, dict) and not source_values.get("text_pair_column"):
+        problems.append("source.text_pair_column: required for task pair_classification (the second sentence)")
     if problems:
         raise ConfigError(problems, source=source)
     return PipelineConfig(name=name, task=task, **sections)

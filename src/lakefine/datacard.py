@@ -57,18 +57,43 @@ def token_lengths(df: DataFrame, tokenizer_path: str) -> DataFrame:
     return df.withColumn("n_tokens", count_tokens("text"))
 
 
-def length_percentiles(df: DataFrame, tokenizer_path: str, seed: int) -> dict[str, int]:
-    """Token-length percentiles of the training split (a fixed-seed sample if large)."""
+def length_histogram(df: DataFrame, tokenizer_path: str, seed: int) -> tuple[dict[int, int], float]:
+    """Token lengths of the training split as ``{n_tokens: rows}`` (a fixed-seed sample
+    if large), and the factor that scales the sample's counts to the whole split. One
+    tokenizer pass gives both the percentiles and the rows that ``max_length`` cuts."""
     train = df.where(F.col("split") == "train").select(*[c for c in ("text", "text_pair") if c in df.columns])
     rows = train.count()
     if rows > LENGTH_SAMPLE_ROWS:
         train = train.sample(fraction=LENGTH_SAMPLE_ROWS / rows, seed=seed)
-    values = (
-        token_lengths(train, tokenizer_path)
-        .agg(F.percentile_approx("n_tokens", list(PERCENTILES), 10_000).alias("p"))
-        .first()["p"]
-    )
-    return {f"p{int(q * 100)}": int(v) for q, v in zip(PERCENTILES, values or [0] * len(PERCENTILES))}
+    counted = token_lengths(train, tokenizer_path).groupBy("n_tokens").count().collect()
+    histogram = {int(row["n_tokens"]): int(row["count"]) for row in counted}
+    sampled = sum(histogram.values())
+    return histogram, (rows / sampled if sampled else 1.0)
+
+
+def percentiles_from_histogram(histogram: dict[int, int]) -> dict[str, int]:
+    """The smallest length with at least q of the rows at or below it (exact)."""
+    total = sum(histogram.values())
+    result = {}
+    for q in PERCENTILES:
+        target, running, value = max(1, math.ceil(q * total)), 0, 0
+        for length in sorted(histogram):
+            running += histogram[length]
+            if running >= target:
+                value = length
+                break
+        result[f"p{int(q * 100)}"] = value
+    return result
+
+
+def rows_longer_than(histogram: dict[int, int], max_length: int, scale: float = 1.0) -> int:
+    """Training rows with more tokens than ``max_length``: training truncates them."""
+    return int(round(scale * sum(n for length, n in histogram.items() if length > max_length)))
+
+
+def length_percentiles(df: DataFrame, tokenizer_path: str, seed: int) -> dict[str, int]:
+    """Token-length percentiles of the training split (a fixed-seed sample if large)."""
+    return percentiles_from_histogram(length_histogram(df, tokenizer_path, seed)[0])
 
 
 def choose_max_length(percentiles: dict[str, int], model_max: int) -> int:
@@ -90,11 +115,16 @@ def duplicate_stats(df: DataFrame) -> dict[str, int]:
             "keys_in_several_splits": int(row["keys_in_several_splits"] or 0)}
 
 
-def check_usable(label_counts: dict[str, dict[str, int]], where: str) -> None:
+def check_usable(label_counts: dict[str, dict[str, int]], where: str,
+                 quarantined: dict[str, int] | None = None) -> None:
     """Fail fast before any write: training needs two classes and training rows."""
     train_rows = sum(c.get("train", 0) for c in label_counts.values())
     if not label_counts:
-        raise DataError(f"{where}: no usable rows are left after cleaning; see the quarantine counts")
+        reasons = ", ".join(f"{n:,} {reason}" for reason, n in sorted((quarantined or {}).items()))
+        raise DataError(
+            f"{where}: no usable rows are left after cleaning{f' (quarantined: {reasons})' if reasons else ''};"
+            " check that source.text_column and source.label_column point at the text and the labels"
+        )
     if len(label_counts) < 2:
         only = next(iter(label_counts))
         raise DataError(

@@ -145,7 +145,7 @@ def publish(
         ordered = (
             df.select("*", split_rank().alias("_split_rank"))
             .repartitionByRange(max(1, num_partitions), "_split_rank", "row_hash")
-            .sortWithinPartitions("_split_rank", "row_hash", *[c for c in ("text", "text_pair", "label") if c in df.columns])
+            .sortWithinPartitions("_split_rank", "row_hash", *[c for c in ("text", "text_pair", "label", "target") if c in df.columns])
             .drop("_split_rank")
         )
         if method == "from_spark":

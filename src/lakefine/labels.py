@@ -34,6 +34,15 @@ def sort_labels(labels) -> tuple[str, ...]:
     return tuple(sorted(labels))
 
 
+def case_variants(labels) -> list[tuple[str, ...]]:
+    """Groups of labels that differ only in case or whitespace ("Spam", "spam ", "SPAM"),
+    what ``labels.case: normalize`` would merge into one class."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(" ".join(label.split()).lower(), []).append(label)
+    return [tuple(sorted(group)) for _, group in sorted(groups.items()) if len(group) > 1]
+
+
 @dataclass(frozen=True)
 class LabelMap:
     labels: tuple[str, ...]  # index = id
@@ -77,3 +86,23 @@ def apply_label_ids(df: DataFrame, label_map: LabelMap) -> DataFrame:
         return labels.map(mapping).fillna(UNKNOWN_ID).astype("int32")
 
     return df.withColumn("label_id", to_label_id("label"))
+
+
+def apply_multi_hot(df: DataFrame, label_map: LabelMap) -> DataFrame:
+    """Add ``label_id``: the multi-hot float vector of the row's ``labels`` (labels
+    outside the map are left out), with a pandas_udf."""
+    mapping = label_map.label2id
+    width = len(label_map.labels)
+
+    @F.pandas_udf("array<float>")
+    def to_multi_hot(label_sets: pd.Series) -> pd.Series:
+        vectors = []
+        for labels in label_sets:
+            vector = [0.0] * width
+            for label in labels if labels is not None else ():
+                if label in mapping:
+                    vector[mapping[label]] = 1.0
+            vectors.append(vector)
+        return pd.Series(vectors)
+
+    return df.withColumn("label_id", to_multi_hot("labels"))

@@ -28,3 +28,57 @@ def classification_metrics(num_labels: int):
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
     return softmax(np.asarray(logits, dtype=np.float64), axis=-1)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def multilabel_metrics(threshold: float):
+    """Micro and macro F1 over labels, and subset accuracy (every label right)."""
+
+    def compute(eval_prediction) -> dict[str, float]:
+        logits, labels = eval_prediction.predictions, eval_prediction.label_ids
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        predicted = (sigmoid(logits) >= threshold).astype(int)
+        truth = np.asarray(labels).astype(int)
+        return {
+            "accuracy": float(accuracy_score(truth, predicted)),
+            "f1_micro": float(f1_score(truth, predicted, average="micro", zero_division=0)),
+            "f1_macro": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        }
+
+    return compute
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
+    import re
+    import string
+
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(prediction: str, truth: str) -> float:
+    from collections import Counter
+
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def answer_metrics(predictions: list[str], truths: list[str]) -> dict[str, float]:
+    n = max(1, len(truths))
+    return {
+        "exact_match": sum(normalize_answer(p) == normalize_answer(t) for p, t in zip(predictions, truths)) / n,
+        "f1": sum(token_f1(p, t) for p, t in zip(predictions, truths)) / n,
+    }

@@ -83,24 +83,34 @@ def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDatas
         if not resume_from:
             tracking.log_run_inputs(config, published.manifest)
         mlflow.set_tag("lakefine.resumed_from_step", checkpoints.step_of(resume_from) if resume_from else 0)
+        model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}",
+                                  config.runtime.local_root)
         try:
-            result = fit(config, published, local_dir, resume_from=resume_from,
-                         callbacks=[tracking.metrics_callback(logged_until), checkpoints.mirror_callback(volume_dir)])
+            if config.train.num_processes > 1:  # DDP through Spark's TorchDistributor
+                from lakefine.distributed import train_distributed
+
+                result = train_distributed(config, published.path, config.train.num_processes,
+                                           output_dir=local_dir, model_dir=model_dir, resume_from=resume_from,
+                                           run_id=run_id, logged_until=logged_until, volume_dir=volume_dir)
+            else:
+                result = fit(config, published, local_dir, resume_from=resume_from,
+                             callbacks=[tracking.metrics_callback(logged_until), checkpoints.mirror_callback(volume_dir)])
         except Preempted:
             checkpoints.mirror_newest(local_dir, volume_dir)
             mlflow.end_run(status="KILLED")
             raise
         mlflow.log_metrics(result.metrics)
-        model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}",
-                                  config.runtime.local_root)
-        result.model.save_pretrained(model_dir)
-        result.tokenizer.save_pretrained(model_dir)
+        if config.train.num_processes <= 1:  # distributed: rank 0 has saved it, once
+            result.model.save_pretrained(model_dir)
+            result.tokenizer.save_pretrained(model_dir)
         tracking.log_test_predictions(result.test_predictions)
         stage = time.perf_counter()
         registration = tracking.log_and_register_model(config, result, model_dir)
         result.timings["log_model"] = time.perf_counter() - stage
     checkpoints.wipe(local_dir, volume_dir)  # finished: the model is saved and registered
-    say(f"train: test accuracy {result.metrics.get('test_accuracy', float('nan')):.4f}, "
+    from lakefine.cli import headline_metrics
+
+    say(f"train: test {headline_metrics(result.metrics) or '(no test split)'}, "
         f"model saved to {model_dir}, registered as {registration.get('registered_uri')}")
     return TrainResult(run_id, str(model_dir), result.metrics, registration, result.timings,
                        resumed_from_step=checkpoints.step_of(resume_from) if resume_from else 0)

@@ -18,8 +18,8 @@ from pyspark.sql import functions as F
 from lakefine import assets, datacard, handoff, paths
 from lakefine.clean import mark_unusable, to_canonical, with_key
 from lakefine.config import PipelineConfig
-from lakefine.errors import DataError
-from lakefine.labels import LabelMap, apply_label_ids
+from lakefine.errors import DataError, TrainingError
+from lakefine.labels import LabelMap, apply_label_ids, apply_multi_hot, case_variants
 from lakefine.log import say
 from lakefine.session import get_spark, session_kind
 from lakefine.sources import read_source, require_columns
@@ -29,7 +29,7 @@ from lakefine.split import assign_split
 @dataclass(frozen=True)
 class PrepareResult:
     dataset: handoff.PublishedDataset
-    label_map: LabelMap
+    label_map: Optional[LabelMap]  # None for seq2seq
     counts: dict  # input, used, quarantined, by_reason
     cache_hit: bool
     quarantine_path: Optional[str] = None
@@ -42,7 +42,7 @@ class PrepareResult:
             "cache_hit": self.cache_hit,
             "rows": self.counts,
             "splits": self.dataset.split_rows,
-            "labels": list(self.label_map.labels),
+            "labels": list(self.label_map.labels) if self.label_map else [],
             "max_length": self.dataset.manifest["max_length"],
             "quarantine": self.quarantine_path,
             "data_card": self.dataset.manifest["data_card"],
@@ -56,6 +56,7 @@ def datasets_root(config: PipelineConfig) -> Path:
 def prepare(config: PipelineConfig, spark=None, df: Optional[DataFrame] = None) -> PrepareResult:
     """Run preparation. ``df`` replaces the configured source (notebooks pass one)."""
     timings: dict[str, float] = {}
+    model_dir = usable_model_dir(config)  # a wrong model path fails before any Spark work
     started = time.perf_counter()
     spark = spark or get_spark(config.runtime.spark_master)
     timings["spark_start"] = time.perf_counter() - started
@@ -68,18 +69,20 @@ def prepare(config: PipelineConfig, spark=None, df: Optional[DataFrame] = None) 
         "source.text_pair_column": src.text_pair_column,
         "source.label_column": src.label_column,
         "source.id_column": src.id_column,
-    })
-    rows = assign_split(with_key(mark_unusable(to_canonical(raw, src), config.labels)), config.split)
+    }, arrays_ok=("source.label_column",) if config.task == "multi_label" else ())
+    rows = assign_split(with_key(mark_unusable(to_canonical(raw, src, config.task), config.labels)), config.split)
+    if src.deduplicate:
+        rows = _quarantine_duplicates(rows)
     rows = _quarantine_conflicts(rows).persist()
     try:
-        result = _prepare_rows(config, spark, rows, timings)
+        result = _prepare_rows(config, spark, rows, timings, model_dir)
     finally:
         rows.unpersist()
     timings["prepare_total"] = time.perf_counter() - stage
     return dataclasses.replace(result, timings=timings)
 
 
-def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict) -> PrepareResult:
+def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict, model_dir: str) -> PrepareResult:
     stage = time.perf_counter()
     # One groupBy gives the label discovery, the per-split counts and the reasons.
     grouped = rows.groupBy("reason", "label", "split").count().collect()
@@ -93,27 +96,31 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict)
             usable_counts.setdefault(row["label"], {})[row["split"]] = row["count"]
     input_rows = sum(row["count"] for row in grouped)
     if input_rows == 0:
-        raise DataError(f"{_where(config)}: the source has no rows")
+        where = f" after source.where {config.source.where!r}" if config.source.where else ""
+        raise DataError(f"{_where(config)}: the source has no rows{where}; check that the table or"
+                        " files hold data (and source.where, if set)")
+    # Class names only: a seq2seq target ("Paris" / "paris") is free text.
+    if config.task != "seq2seq" and config.labels.case == "exact" and (variants := case_variants(usable_counts)):
+        shown = "; ".join(" vs ".join(repr(label) for label in group) for group in variants[:5])
+        raise DataError(
+            f"{_where(config)}: labels that differ only in case or spaces would become separate"
+            f" classes: {shown}. Set labels.case: normalize to merge them, or fix the values in"
+            f" column {config.source.label_column!r}"
+        )
 
-    # Label policy: rare classes and classes absent from train cannot be learned.
-    rare = {label for label, c in usable_counts.items() if sum(c.values()) < config.labels.min_count}
-    not_in_train = {label for label, c in usable_counts.items() if not c.get("train")} - rare
-    kept = {label: c for label, c in usable_counts.items() if label not in rare | not_in_train}
-    for reason, labels in (("rare_label", rare), ("label_not_in_train", not_in_train)):
-        if labels:
-            by_reason[reason] = sum(sum(usable_counts[label].values()) for label in labels)
-    datacard.check_usable(kept, _where(config))
-    label_map = LabelMap.from_labels(kept)
+    if config.task == "classification" or config.task == "pair_classification":
+        label_map, rows, split_rows, label_card = _single_label_policy(config, rows, usable_counts, by_reason)
+        used = apply_label_ids(rows.where(F.col("reason").isNull()), label_map)
+    elif config.task == "multi_label":
+        label_map, split_rows, label_card = _multi_label_policy(config, rows, usable_counts, by_reason)
+        used = apply_multi_hot(rows.where(F.col("reason").isNull()), label_map)
+    else:  # seq2seq: the label is the target text, there is no label map
+        label_map, label_card = None, {}
+        split_rows = _split_rows(usable_counts)
+        if split_rows["train"] == 0:
+            datacard.check_usable({}, _where(config), by_reason)
+        used = rows.where(F.col("reason").isNull())
     timings["discover_labels"] = time.perf_counter() - stage
-
-    reason = F.col("reason")
-    if rare:
-        reason = F.when(reason.isNull() & F.col("label").isin(sorted(rare)), "rare_label").otherwise(reason)
-    if not_in_train:
-        reason = F.when(reason.isNull() & F.col("label").isin(sorted(not_in_train)),
-                        "label_not_in_train").otherwise(reason)
-    rows = rows.withColumn("reason", reason)
-    used = apply_label_ids(rows.where(F.col("reason").isNull()), label_map)
     quarantined = rows.where(F.col("reason").isNotNull())
     counts = {
         "input": input_rows,
@@ -123,16 +130,16 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict)
     }
 
     stage = time.perf_counter()
-    model_dir = assets.resolve_model(config.model.name_or_path, config.runtime.local_root)
     key = handoff.cache_key({
         "format": handoff.FORMAT_VERSION,
         "task": config.task,
         "data": _content_digest(used),
-        "labels": label_map.fingerprint,
+        "labels": label_map.fingerprint if label_map else None,
         "split": dataclasses.asdict(config.split),
         "label_policy": dataclasses.asdict(config.labels),
         "tokenizer": tokenizer_fingerprint(model_dir),
         "max_length": config.model.max_length,
+        "seq2seq": dataclasses.asdict(config.seq2seq) if config.task == "seq2seq" else None,
     })
     timings["cache_key"] = time.perf_counter() - stage
     root = datasets_root(config)
@@ -145,20 +152,31 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict)
                              str(quarantine_dir) if counts["quarantined"] else None)
 
     stage = time.perf_counter()
-    percentiles = datacard.length_percentiles(used, model_dir, config.split.seed)
+    histogram, scale = datacard.length_histogram(used, model_dir, config.split.seed)
+    percentiles = datacard.percentiles_from_histogram(histogram)
+    extra = _prefix_tokens(config, model_dir)
     max_length = (config.model.max_length if config.model.max_length != "auto"
-                  else datacard.choose_max_length(percentiles, model_max_length(model_dir)))
+                  else datacard.choose_max_length({"p99": percentiles["p99"] + extra}, model_max_length(model_dir)))
     card = {
         "rows": counts,
-        "label_counts": {label: kept[label] for label in label_map.labels},
+        "label_counts": label_card,
         "token_lengths": percentiles,
+        # training texts longer than max_length: kept, and cut to max_length when tokenized
+        "truncated_rows": datacard.rows_longer_than(histogram, max_length - extra, scale),
         **datacard.duplicate_stats(used),
     }
+    target_max_length = None
+    if config.task == "seq2seq":
+        targets, _ = datacard.length_histogram(used.select(F.col("label").alias("text"), "split"),
+                                               model_dir, config.split.seed)
+        card["target_token_lengths"] = datacard.percentiles_from_histogram(targets)
+        target_max_length = min(config.seq2seq.max_target_length,
+                                datacard.choose_max_length(card["target_token_lengths"], model_max_length(model_dir)))
     timings["data_card"] = time.perf_counter() - stage
     say(f"prepare: {counts['input']:,} rows in, {counts['used']:,} used, {counts['quarantined']:,}"
-        f" quarantined {counts['by_reason'] or ''}; labels {list(label_map.labels)};"
+        f" quarantined {counts['by_reason'] or ''}; labels {_shown(label_map)};"
         f" tokens p50/p99/max {percentiles['p50']}/{percentiles['p99']}/{percentiles['p100']}"
-        f" -> max_length {max_length}")
+        f" -> max_length {max_length} ({card['truncated_rows']:,} training texts longer: truncated)")
 
     stage = time.perf_counter()
     if counts["quarantined"]:
@@ -166,21 +184,29 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict)
     method = config.runtime.handoff
     if method == "auto":
         method = "parquet" if session_kind(spark) == "connect" else "from_spark"
-    columns = ["text"] + (["text_pair"] if "text_pair" in used.columns else []) + ["label", "split", "row_hash"]
+    with_pair = "text_pair" in used.columns
+    if config.task == "seq2seq":
+        handed = used.withColumn("target", F.col("label"))
+        target_column = "target"
+    else:
+        handed = used.withColumn("label", F.col("label_id"))
+        target_column = "label"
+    columns = ["text"] + (["text_pair"] if with_pair else []) + [target_column, "split", "row_hash"]
     published = handoff.publish(
-        used.withColumn("label", F.col("label_id")).select(*columns),
+        handed.select(*columns),
         root=root,
         key=key,
-        features=dataset_features(label_map, "text_pair" in used.columns),
-        split_rows={s: sum(c.get(s, 0) for c in kept.values()) for s in ("train", "validation", "test")},
+        features=dataset_features(label_map, with_pair, config.task),
+        split_rows=split_rows,
         method=method,
         working_dir=paths.scratch_dir(config.runtime.working_dir, "working"),
         num_partitions=int(spark.conf.get("spark.sql.shuffle.partitions") or 4),
         manifest_extra={
             "pipeline": config.name,
             "task": config.task,
-            "label_map": label_map.to_json(),
+            "label_map": label_map.to_json() if label_map else None,
             "max_length": max_length,
+            "target_max_length": target_max_length,
             "model_dir": model_dir,
             "data_card": card,
         },
@@ -193,6 +219,75 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict)
                          str(quarantine_dir) if counts["quarantined"] else None)
 
 
+def _shown(label_map: Optional[LabelMap]) -> str:
+    if label_map is None:
+        return "(text targets)"
+    labels = list(label_map.labels)
+    return f"{labels[:8]}{f' ... ({len(labels)} in all)' if len(labels) > 8 else ''}"
+
+
+def _split_rows(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    return {split: sum(c.get(split, 0) for c in counts.values()) for split in ("train", "validation", "test")}
+
+
+def _single_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: dict, by_reason: dict):
+    """Rare classes and classes absent from train cannot be learned: quarantine them."""
+    rare = {label for label, c in usable_counts.items() if sum(c.values()) < config.labels.min_count}
+    not_in_train = {label for label, c in usable_counts.items() if not c.get("train")} - rare
+    kept = {label: c for label, c in usable_counts.items() if label not in rare | not_in_train}
+    for reason, labels in (("rare_label", rare), ("label_not_in_train", not_in_train)):
+        if labels:
+            by_reason[reason] = sum(sum(usable_counts[label].values()) for label in labels)
+    datacard.check_usable(kept, _where(config), by_reason)
+    label_map = LabelMap.from_labels(kept)
+    reason = F.col("reason")
+    if rare:
+        reason = F.when(reason.isNull() & F.col("label").isin(sorted(rare)), "rare_label").otherwise(reason)
+    if not_in_train:
+        reason = F.when(reason.isNull() & F.col("label").isin(sorted(not_in_train)),
+                        "label_not_in_train").otherwise(reason)
+    card = {label: kept[label] for label in label_map.labels}
+    return label_map, rows.withColumn("reason", reason), _split_rows(kept), card
+
+
+def _multi_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: dict, by_reason: dict):
+    """Labels are discovered over the exploded label sets. A label seen in fewer than
+    labels.min_count rows, or in no training row, is left out of the label map (the
+    rows keep their other labels): a row is never lost for one rare label."""
+    exploded = (rows.where(F.col("reason").isNull())
+                .select(F.explode("labels").alias("label"), "split")
+                .groupBy("label", "split").count().collect())
+    per_label: dict[str, dict[str, int]] = {}
+    for row in exploded:
+        per_label.setdefault(row["label"], {})[row["split"]] = row["count"]
+    kept = {label: c for label, c in per_label.items()
+            if sum(c.values()) >= config.labels.min_count and c.get("train")}
+    dropped = sorted(set(per_label) - set(kept))
+    if dropped:
+        say(f"prepare: labels left out of the map (rare or not in train): {dropped[:10]}")
+    datacard.check_usable(kept, _where(config), by_reason)
+    label_map = LabelMap.from_labels(kept)
+    return label_map, _split_rows(usable_counts), {label: kept[label] for label in label_map.labels}
+
+
+def _prefix_tokens(config: PipelineConfig, model_dir: str) -> int:
+    """Tokens the seq2seq prefixes add to every input (0 for other tasks)."""
+    if config.task != "seq2seq":
+        return 0
+    tokenizer = datacard._tokenizer(model_dir)
+    prefixes = [config.seq2seq.question_prefix, config.seq2seq.context_prefix if config.source.text_pair_column else ""]
+    return sum(len(tokenizer.encode(p, add_special_tokens=False).ids) for p in prefixes if p)
+
+
+def _quarantine_duplicates(rows: DataFrame) -> DataFrame:
+    """source.deduplicate: keep the first of identical (key, label) rows, quarantine the rest."""
+    order = Window.partitionBy("key", "label").orderBy("text")
+    usable = F.col("reason").isNull()
+    return (rows.withColumn("_n", F.when(usable, F.row_number().over(order)))
+            .withColumn("reason", F.when(usable & (F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("reason")))
+            .drop("_n"))
+
+
 def _quarantine_conflicts(rows: DataFrame) -> DataFrame:
     """The same key with two different labels cannot be learned: quarantine all of them."""
     labels_per_key = F.size(F.collect_set("label").over(Window.partitionBy("key")))
@@ -203,9 +298,31 @@ def _quarantine_conflicts(rows: DataFrame) -> DataFrame:
     )
 
 
+def usable_model_dir(config: PipelineConfig) -> str:
+    """Resolve ``model.name_or_path`` and load its tokenizer here, on the driver: a path
+    that is not a model fails with one message naming the key, not inside a Spark task."""
+    name = config.model.name_or_path
+    model_dir = assets.resolve_model(name, config.runtime.local_root)
+    path = Path(model_dir).expanduser()
+    fix = ("point model.name_or_path at a save_pretrained directory (config.json and tokenizer"
+           " files) or a model alias such as minilm")
+    looks_like_path = path.is_absolute() or model_dir.startswith((".", "~"))
+    if looks_like_path and not path.exists():
+        raise TrainingError(f"model.name_or_path: no directory at {name!r} ({path}); {fix}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        what = "an empty directory" if not any(path.iterdir()) else "a directory without config.json"
+        raise TrainingError(f"model.name_or_path: {name!r} ({path}) is {what}, not a model; {fix}")
+    try:
+        datacard._tokenizer(model_dir)
+    except Exception as exc:  # tokenizers/transformers raise many types for a bad directory
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TrainingError(f"model.name_or_path: cannot load a tokenizer from {name!r} ({first_line}); {fix}") from None
+    return model_dir
+
+
 def _content_digest(df: DataFrame) -> list:
     """Row count plus an order-independent sum of row hashes: changes when any row does."""
-    columns = [c for c in ("text", "text_pair", "label_id", "split") if c in df.columns]
+    columns = [c for c in ("text", "text_pair", "label", "label_id", "split") if c in df.columns]
     row = df.agg(
         F.count("*").alias("rows"),
         F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("hash_sum"),
@@ -236,14 +353,19 @@ def model_max_length(model_dir: str) -> int:
     return 512
 
 
-def dataset_features(label_map: LabelMap, with_pair: bool):
-    from datasets import ClassLabel, Features, Value
+def dataset_features(label_map: Optional[LabelMap], with_pair: bool, task: str = "classification"):
+    from datasets import ClassLabel, Features, List, Value
 
     columns = {"text": Value("string")}
     if with_pair:
         columns["text_pair"] = Value("string")
-    columns.update({"label": ClassLabel(names=list(label_map.labels)), "split": Value("string"),
-                    "row_hash": Value("int64")})
+    if task == "seq2seq":
+        columns["target"] = Value("string")
+    elif task == "multi_label":
+        columns["label"] = List(Value("float32"), length=len(label_map.labels))
+    else:
+        columns["label"] = ClassLabel(names=list(label_map.labels))
+    columns.update({"split": Value("string"), "row_hash": Value("int64")})
     return Features(columns)
 
 

@@ -26,8 +26,17 @@ def read_source(spark, source: SourceConfig, runtime: RuntimeConfig):
         df = read_table(spark, source.table, runtime)
     elif source.sql:
         df = _read_sql(spark, source, runtime)
+    elif source.hub:
+        from lakefine.hub import read_hub
+
+        df = read_hub(spark, source, runtime)
     else:
         df = _read_files(spark, source, runtime)
+    if source.columns:
+        from pyspark.sql import functions as F
+
+        derived = [F.expr(str(expression)).alias(name) for name, expression in source.columns.items()]
+        df = _analysed(lambda: df.select("*", *derived), f"source.columns {source.columns!r}")
     if source.where:
         df = _analysed(lambda: df.where(source.where), f"source.where {source.where!r}")
     return df
@@ -78,6 +87,8 @@ def _read_files(spark, source: SourceConfig, runtime: RuntimeConfig):
         reader = spark.read.options(**{"multiLine": "true", **options}).json
     elif fmt == "jsonl":
         reader = spark.read.options(**options).json
+    elif fmt == "text":  # one row per line, in a column named value
+        reader = spark.read.options(**options).text
     else:
         reader = spark.read.options(**options).parquet
     df = _analysed(lambda: reader(str(location)), f"source.path {source.path}")
@@ -87,12 +98,34 @@ def _read_files(spark, source: SourceConfig, runtime: RuntimeConfig):
             " and source.options"
         )
     if not df.columns:
-        raise DataError(f"source.path {source.path}: the files are empty")
+        raise DataError(f"source.path {source.path}: the files are empty; check source.path"
+                        " points at the data files (and the export that wrote them)")
+    if fmt == "csv":
+        df = _with_corrupt_record(spark, df, {**CSV_DEFAULTS, **options}, location, source.path)
     return df
 
 
-def require_columns(df, needed: dict[str, str | None]) -> None:
-    """``needed`` maps config keys (``source.text_column``) to column names."""
+def _with_corrupt_record(spark, df, options: dict, location: Path, path: str):
+    """Re-read a CSV with Spark's corrupt-record column, so a line that cannot be parsed
+    (too many fields, an unclosed quote) stays a row with its raw text and is quarantined
+    (reason malformed_row) instead of being silently cut or dropped. The header read
+    above gives the column names (and types, with inferSchema)."""
+    from pyspark.sql import types as T
+
+    from lakefine.clean import CORRUPT_RECORD
+
+    name = options.get("columnNameOfCorruptRecord", CORRUPT_RECORD)
+    if options.get("mode", "PERMISSIVE").upper() != "PERMISSIVE" or name in df.columns:
+        return df
+    schema = T.StructType(df.schema.fields + [T.StructField(name, T.StringType(), True)])
+    reader = spark.read.options(**{**options, "columnNameOfCorruptRecord": name}).schema(schema)
+    df = _analysed(lambda: reader.csv(str(location)), f"source.path {path}")
+    return df.withColumnRenamed(name, CORRUPT_RECORD) if name != CORRUPT_RECORD else df
+
+
+def require_columns(df, needed: dict[str, str | None], arrays_ok: tuple[str, ...] = ()) -> None:
+    """``needed`` maps config keys (``source.text_column``) to column names; the keys in
+    ``arrays_ok`` may be array columns (multi-label labels)."""
     available = df.columns
     problems = []
     for key, column in needed.items():
@@ -106,8 +139,35 @@ def require_columns(df, needed: dict[str, str | None]) -> None:
         problems.append(
             f"{key}: column {column!r} is not in the source.{hint} Columns: {', '.join(available)}"
         )
+    problems += _unusable_types(df, {k: c for k, c in needed.items() if c is not None and c in available},
+                                arrays_ok)
     if problems:
         raise DataError("\n".join(problems))
+
+
+def _unusable_types(df, needed: dict[str, str], arrays_ok: tuple[str, ...] = ()) -> list[str]:
+    """Text, label and id columns must hold scalars: a map/array/struct/variant or a
+    void (all-null, e.g. ``F.lit(None)``) column cannot become text or a class name.
+    Columns that are not configured are never looked at (they are not carried)."""
+    from pyspark.sql import types as T
+
+    problems = []
+    for key, column in needed.items():
+        data_type = df.schema[column].dataType
+        if isinstance(data_type, T.NullType):
+            problems.append(
+                f"{key}: column {column!r} has type void (every value is null, e.g. F.lit(None));"
+                f" point {key} at the column that holds the values, or cast it to a string"
+            )
+        elif isinstance(data_type, T.ArrayType) and key in arrays_ok:
+            continue
+        elif isinstance(data_type, (T.MapType, T.ArrayType, T.StructType, T.VariantType)):
+            problems.append(
+                f"{key}: column {column!r} has type {data_type.simpleString()}, not a string or"
+                f" number; point {key} at a scalar column, or extract one with source.sql"
+                f" (e.g. SELECT {column}['key'] AS {column}_value ...)"
+            )
+    return problems
 
 
 def _nearby(location: Path) -> str:
@@ -125,7 +185,9 @@ def _analysed(build, what: str, fix: str = "check the name and the syntax"):
     from pyspark.errors import PySparkException
 
     try:
-        return build()
+        df = build()
+        df.isStreaming  # Spark Connect analyses lazily (and reuses cached schemas): force it here
+        return df
     except PySparkException as exc:
         first_line = str(exc).strip().splitlines()[0][:300]
         raise DataError(f"{what}: Spark could not read it: {first_line}; {fix}") from None

@@ -24,6 +24,10 @@ ALIAS = "challenger"
 # mlflow's own requirement inference pulls in torchvision, which must never be
 # installed here (it breaks transformers); state the requirements instead.
 MODEL_PIP_REQUIREMENTS = ["torch", "transformers", "tokenizers", "accelerate", "safetensors"]
+# How long the end of a run (last metrics, model, registration) waits for a tracking
+# server that went away (a restart, a network blip) before giving up.
+RETRY_SECONDS_ENV = "LAKEFINE_TRACKING_RETRY_SECONDS"
+DEFAULT_RETRY_SECONDS = 300.0
 
 
 def tracking_uri(config: PipelineConfig) -> str:
@@ -89,12 +93,16 @@ def log_run_inputs(config: PipelineConfig, manifest: dict) -> None:
         "data.key": manifest["key"],
         "data.rows": manifest["rows"],
         "data.max_length": manifest["max_length"],
-        "data.num_labels": len(manifest["label_map"]["id2label"]),
     })
+    if manifest["label_map"]:
+        params["data.num_labels"] = len(manifest["label_map"]["id2label"])
+    else:
+        params["data.target_max_length"] = manifest.get("target_max_length")
     mlflow.log_params(params)
     mlflow.set_tags({"lakefine.pipeline": config.name, "lakefine.task": config.task,
                      "lakefine.dataset": manifest["key"]})
-    mlflow.log_dict(manifest["label_map"], "label_map.json")
+    if manifest["label_map"]:
+        mlflow.log_dict(manifest["label_map"], "label_map.json")
     mlflow.log_dict(manifest["data_card"], "data_card.json")
     mlflow.log_dict(config.to_dict(), "pipeline_config.json")
 
@@ -114,6 +122,7 @@ def metrics_callback(logged_until_step: int = 0):
     class MlflowMetrics(TrainerCallback):
         def __init__(self):
             self.pending: list = []
+            self.failing = False  # say so once per outage, not on every log line
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
@@ -130,23 +139,35 @@ def metrics_callback(logged_until_step: int = 0):
             self.flush(final=True)
 
         def flush(self, final: bool) -> None:
-            attempts = 30 if final else 1
-            for attempt in range(attempts):
-                if not self.pending:
-                    return
+            # During training one attempt (training goes on); at the end, keep trying
+            # for up to retry_seconds() so a server restart does not cost the run.
+            deadline = time.monotonic() + (retry_seconds() if final else 0.0)
+            attempt, error = 0, None
+            while self.pending:
                 try:
                     run_id = mlflow.active_run().info.run_id
                     mlflow.tracking.MlflowClient().log_batch(run_id, metrics=self.pending[:1000])
                     del self.pending[:1000]
+                    if self.failing and not self.pending:
+                        say("tracking: the tracking server is back; buffered metrics logged")
+                        self.failing = False
                 except Exception as exc:  # the server is away: keep the metrics, retry later
-                    if attempt == 0:
-                        say(f"tracking: could not log {len(self.pending)} metrics yet ({type(exc).__name__}); will retry")
-                    if final:
-                        time.sleep(1.0)
-                    else:
-                        return
-            if self.pending:
-                raise TrackingError(f"{len(self.pending)} metrics could not be logged to MLflow")
+                    error = exc
+                    if not self.failing:
+                        say(f"tracking: could not log {len(self.pending)} metrics yet ({type(exc).__name__});"
+                            " keeping them and retrying")
+                        self.failing = True
+                    attempt += 1
+                    if time.monotonic() >= deadline or (final and not server_unavailable(exc)):
+                        break
+                    time.sleep(min(1.0 * attempt, 10.0))
+            if final and self.pending:
+                raise TrackingError(
+                    f"{len(self.pending)} metrics could not be logged to MLflow at"
+                    f" {mlflow.get_tracking_uri()} ({str(error).splitlines()[0][:200] if error else ''});"
+                    f" check the server (a restart may take up to {RETRY_SECONDS_ENV}="
+                    f"{retry_seconds():.0f} s) and run again"
+                )
 
     return MlflowMetrics()
 
@@ -174,28 +195,97 @@ def last_logged_step(run_id: str, key: str = "loss") -> int:
     return max((m.step for m in history), default=0)
 
 
+def retry_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(RETRY_SECONDS_ENV) or DEFAULT_RETRY_SECONDS))
+    except ValueError:
+        return DEFAULT_RETRY_SECONDS
+
+
+def server_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the tracking server could not be reached (refused,
+    reset, timed out, 503) rather than that it rejected the request."""
+    import requests
+
+    unreachable = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                   requests.exceptions.RetryError, ConnectionError, TimeoutError)
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, unreachable):
+            return True
+        if getattr(exc, "error_code", None) == "TEMPORARILY_UNAVAILABLE":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def with_retry(what: str, call, *args, **kwargs):
+    """``call(*args, **kwargs)``; while the tracking server is unreachable, retry with
+    backoff for up to retry_seconds(), then fail with a TrackingError. Other errors
+    are raised at once. For the end-of-run calls: a server restart must not cost a
+    finished training."""
+    started = time.monotonic()
+    delay = 1.0
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if not server_unavailable(exc):
+                raise
+            if time.monotonic() + delay > started + retry_seconds():
+                import mlflow
+
+                raise TrackingError(
+                    f"could not {what}: the MLflow tracking server {mlflow.get_tracking_uri()} is"
+                    f" still unreachable after {time.monotonic() - started:.0f} s; check the server"
+                    f" (or raise {RETRY_SECONDS_ENV}) and run again"
+                ) from None
+            say(f"tracking: could not {what} (server unreachable); retrying in {delay:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) -> dict:
     """Log the model with the transformers flavor (and its signature), register it
-    under the pipeline's model name and point the ``challenger`` alias at it."""
+    under the pipeline's model name and point the ``challenger`` alias at it. Each
+    step waits (bounded) for a tracking server that is restarting."""
     import mlflow
 
-    task = "text-classification"
-    info = mlflow.transformers.log_model(
-        transformers_model={"model": fit_result.model, "tokenizer": fit_result.tokenizer},
-        name="model",
-        task=task,
-        pip_requirements=MODEL_PIP_REQUIREMENTS,
-        input_example=["an example sentence"],
-    )
+    if config.task == "seq2seq":
+        # transformers 5 has no text2text-generation pipeline for the transformers
+        # flavor: log a pyfunc that wraps the saved model directory instead.
+        from mlflow.models import infer_signature
+
+        from lakefine.mlflow_models import Seq2SeqModel
+
+        info = with_retry(
+            "log the model", mlflow.pyfunc.log_model,
+            name="model",
+            python_model=Seq2SeqModel(),
+            artifacts={"model_dir": str(model_dir)},
+            pip_requirements=MODEL_PIP_REQUIREMENTS + ["lakefine"],
+            signature=infer_signature(["a question"], ["an answer"]),
+        )
+    else:
+        info = with_retry(
+            "log the model", mlflow.transformers.log_model,
+            transformers_model={"model": fit_result.model, "tokenizer": fit_result.tokenizer},
+            name="model",
+            task="text-classification",
+            pip_requirements=MODEL_PIP_REQUIREMENTS,
+            input_example=["an example sentence"],
+        )
     result = {"model_uri": info.model_uri, "registered_model": None, "version": None}
     if config.tracking.register:
         name = config.registered_model_name
-        version = mlflow.register_model(info.model_uri, name)
+        version = with_retry("register the model", mlflow.register_model, info.model_uri, name)
         client = mlflow.tracking.MlflowClient()
-        client.set_registered_model_alias(name, ALIAS, version.version)
+        with_retry("set the model alias", client.set_registered_model_alias, name, ALIAS, version.version)
         result.update(registered_model=name, version=int(version.version),
                       registered_uri=f"models:/{name}@{ALIAS}")
-    mlflow.log_dict({"model_dir": str(model_dir)}, "lakefine_model_location.json")
+    with_retry("log the model location", mlflow.log_dict, {"model_dir": str(model_dir)},
+               "lakefine_model_location.json")
     return result
 
 
@@ -203,7 +293,7 @@ def log_test_predictions(predictions: dict) -> None:
     import mlflow
 
     if predictions:
-        mlflow.log_dict(predictions, "test_predictions.json")
+        with_retry("log the test predictions", mlflow.log_dict, predictions, "test_predictions.json")
 
 
 def load_json_artifact(run_id: str, path: str) -> Optional[dict]:
