@@ -5,30 +5,40 @@ in the same order, under the same cache key as a classic session using from_spar
 pyspark refuses a Connect session beside a live classic one in one process, so the
 Connect side runs in a subprocess while this process runs the classic side."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
+import pytest
 from pyspark.sql import functions as F
 
 from conftest import RT_PATH
 from lakefine.config import config_from_dict
+from lakefine.errors import DataError
 from lakefine.handoff import PublishedDataset
 from lakefine.paths import resolve
 from lakefine.prepare import prepare
+from lakefine.sources import read_source
 
 INPUT = "/Volumes/main/lakefine/raw/connect_input"
+BAD_WHERE = "verdikt = 'fresh'"
 
 CONNECT_SIDE = r"""
-import json, sys
+import dataclasses, json, sys, warnings
 from pyspark.sql import SparkSession
-from lakefine.config import config_from_dict
-from lakefine.prepare import prepare
-from lakefine.paths import resolve
-from lakefine.session import session_kind
 from pyspark.sql import functions as F
+from lakefine.config import config_from_dict
+from lakefine.errors import DataError
+from lakefine.paths import resolve
+from lakefine.prepare import prepare
+from lakefine.session import session_kind
+from lakefine.sources import read_source
 
+# Static confs take effect when the local server starts; setting them again on the
+# session only warns.
+warnings.filterwarnings("ignore", message="Failed to set spark")
 # The same small-machine tuning as lakefine.session.local_session.
 jvm_opts = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 spark = (SparkSession.builder.remote("local[2]")
@@ -41,11 +51,19 @@ spark = (SparkSession.builder.remote("local[2]")
          .getOrCreate())
 try:
     assert session_kind(spark) == "connect", type(spark)
-    config = config_from_dict(json.loads(sys.stdin.readline()))  # sent once the input is written
-    source = spark.read.parquet(str(resolve(config.source.path)))
-    partitions = source.select(F.spark_partition_id()).distinct().count()
+    message = json.loads(sys.stdin.readline())  # sent once the input is written
+    config = config_from_dict(message["config"])
     result = prepare(config, spark)
-    print(json.dumps({"source_partitions": partitions, "timings": result.timings, **result.summary()}))
+    source = spark.read.parquet(str(resolve(config.source.path)))
+    partitions = source.select(F.spark_partition_id()).distinct().count()  # after: the JVM is warm
+    # Connect analyses lazily: a bad filter must still fail at read, as a DataError.
+    bad = dataclasses.replace(config.source, where=message["bad_where"])
+    try:
+        read_source(spark, bad, config.runtime)
+        where_error = None
+    except DataError as exc:
+        where_error = str(exc)
+    print(json.dumps({"source_partitions": partitions, "where_error": where_error, **result.summary()}))
 finally:
     spark.stop()
 """
@@ -62,7 +80,7 @@ def raw_config(volume: str, handoff: str, working_dir) -> dict:
     }
 
 
-def write_input(spark, local_root):
+def write_input(spark):
     """Real Rotten Tomatoes rows plus the dirty rows every stage has to handle,
     written as several Parquet files so both sessions read several partitions."""
     real = (
@@ -103,14 +121,18 @@ def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(sp
         connect_side = subprocess.Popen([sys.executable, "-c", CONNECT_SIDE], env=env, cwd=tmp_path,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
-        target = write_input(spark, local_root)
+        target = write_input(spark)
         assert spark.read.parquet(str(target)).rdd.getNumPartitions() >= 2
         connect_config = raw_config("/Volumes/main/lakefine/prep_connect", "auto", tmp_path / "wd-connect")
-        connect_side.stdin.write(json.dumps(connect_config) + "\n")
-        connect_side.stdin.flush()
+        try:
+            connect_side.stdin.write(json.dumps({"config": connect_config, "bad_where": BAD_WHERE}) + "\n")
+            connect_side.stdin.flush()
+        except BrokenPipeError:
+            pass  # the Connect side died early: its log is in the assertion below
         # The classic side runs meanwhile, on the same input, into another volume.
-        classic = prepare(config_from_dict(
-            raw_config("/Volumes/main/lakefine/prep_classic", "from_spark", tmp_path / "wd-classic")), spark)
+        classic_config = config_from_dict(
+            raw_config("/Volumes/main/lakefine/prep_classic", "from_spark", tmp_path / "wd-classic"))
+        classic = prepare(classic_config, spark)
         stdout, _ = connect_side.communicate(timeout=240)
     finally:
         if connect_side.poll() is None:
@@ -137,13 +159,25 @@ def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(sp
     assert connect["data_card"] == classic.dataset.manifest["data_card"]
 
     published = PublishedDataset.open(connect["dataset"])
-    assert published.manifest["method"] == "parquet"
+    assert published.manifest["method"] == "parquet"  # what "auto" picks on Connect
     assert classic.dataset.manifest["method"] == "from_spark"
+    for entry in ("splits", "rows", "label_map"):
+        assert published.manifest[entry] == classic.dataset.manifest[entry], entry
     from_connect, from_classic = published.load(), classic.dataset.load()
     assert sorted(from_connect) == sorted(from_classic) == ["test", "train", "validation"]
     for split in from_classic:
         assert from_connect[split].features == from_classic[split].features
-        assert from_connect[split].to_dict() == from_classic[split].to_dict(), split
-    print("TIMINGS", connect["timings"], classic.timings)
+        rows = from_classic[split].to_dict()
+        assert from_connect[split].to_dict() == rows, split  # same rows, same order, value by value
+        assert rows["row_hash"] == sorted(rows["row_hash"]) and set(rows["split"]) == {split}
     everything = [t for split in from_classic.values() for t in split["text"]]
     assert "Spaced out review" in everything and everything.count("a duplicate review") == 2
+
+    # Errors too: a bad filter is a DataError naming source.where in both modes.
+    bad = dataclasses.replace(classic_config.source, where=BAD_WHERE)
+    with pytest.raises(DataError) as classic_error:
+        read_source(spark, bad, classic_config.runtime)
+    assert connect["where_error"] is not None, "Connect let a bad source.where through read_source"
+    assert connect["where_error"].startswith(f"source.where {BAD_WHERE!r}: Spark could not read it:")
+    assert "verdikt" in connect["where_error"]
+    assert str(classic_error.value).split(":")[0] == connect["where_error"].split(":")[0]
