@@ -442,8 +442,6 @@ def test_model_path_that_is_an_empty_directory_fails_before_spark(tmp_path, root
                  "is an empty directory", "point model.name_or_path at a save_pretrained directory")
 
 
-@pytest.mark.xfail(strict=True, reason="predict.py (not owned here): 'not a usable model directory'"
-                   " names the directory but no fix")
 def test_predict_on_a_directory_with_a_broken_config_names_the_fix(tmp_path):
     from lakefine.predict import Predictor
 

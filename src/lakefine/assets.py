@@ -60,8 +60,10 @@ def resolve_model(name_or_path: str, local_root: str = ".lakefine") -> str:
 
 
 def stage_dataset(name: str, local_root: str = ".lakefine") -> Path:
-    """Copy a bundled dataset into the (stand-in) raw volume; idempotent. Two are
-    reshaped on the way, since their packaged form is not a table:
+    """Copy a bundled dataset into the (stand-in) raw volume; idempotent. Three are
+    reshaped on the way, since their packaged form is not a clean table:
+    ``sms_spam`` (an unclosed quote in the packaged CSV swallows 737 messages of the
+    original tab-separated file into one field: they are split back out, 5,574 rows),
     ``fanoutqa`` (nested question decompositions -> one JSON line per
     sub-question/answer pair) and ``rt_sentiment_pairs`` (Rotten Tomatoes reviews
     paired up: "same sentiment?", a real sentence-pair task; no MRPC data is
@@ -76,6 +78,8 @@ def stage_dataset(name: str, local_root: str = ".lakefine") -> Path:
     source = package_dir(package) / inner
     if name == "fanoutqa":
         return _derived(f"{RAW_VOLUME}/fanoutqa/pairs.jsonl", local_root, lambda: _fanout_pairs(source))
+    if name == "sms_spam":
+        return _derived(f"{RAW_VOLUME}/sms_spam/sms_spam.jsonl", local_root, lambda: _sms_rows(source))
     target = paths.resolve(f"{RAW_VOLUME}/{dest}", local_root)
     if not target.exists() or target.stat().st_size != source.stat().st_size:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,21 @@ def _derived(volume_path: str, local_root: str, make_lines) -> Path:
         tmp.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in make_lines()))
         tmp.replace(target)
     return target
+
+
+def _sms_rows(source: Path):
+    """Rows of the packaged CSV; a field holding swallowed "ham\\t..." lines is split
+    back into the messages it holds."""
+    import csv
+    import re
+
+    with open(source, encoding="utf-8", errors="replace", newline="") as handle:
+        for row in csv.DictReader(handle):
+            first, *swallowed = re.split(r"\n(?=(?:ham|spam)\t)", row["text"])
+            yield {"kind": "spam" if row["spam"] == "1" else "ham", "text": first}
+            for line in swallowed:
+                kind, _, text = line.partition("\t")
+                yield {"kind": kind, "text": text}
 
 
 def _fanout_pairs(source: Path):

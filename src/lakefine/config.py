@@ -22,6 +22,8 @@ from lakefine.errors import ConfigError
 TASKS = ("classification", "pair_classification", "multi_label", "seq2seq")
 FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "text")
 # Keys that must never hold a secret inline: a config is logged to MLflow as params.
+# A Databricks personal access token anywhere in a value (alone, or inside a URI).
+TOKEN_PATTERN = re.compile(r"dapi[0-9a-f]{32}")
 SECRET_KEY_PATTERN = re.compile(r"(^|_)(token|secret|password|api_key|access_key|pat)$", re.IGNORECASE)
 
 
@@ -400,7 +402,7 @@ def _inline_secrets(raw: dict, prefix: str = "") -> list[str]:
                 f"{prefix}{key}: secrets must not be written in a pipeline file (configs are"
                 " logged to MLflow); set DATABRICKS_TOKEN or use a Databricks config profile"
             )
-        elif isinstance(value, str) and re.fullmatch(r"dapi[0-9a-f]{32}(-\d+)?", value.strip()):
+        elif isinstance(value, str) and TOKEN_PATTERN.search(value):
             problems.append(
                 f"{prefix}{key}: looks like a Databricks token; never put tokens in a pipeline"
                 " file: set DATABRICKS_TOKEN or use a Databricks config profile"
@@ -418,7 +420,8 @@ def _coerce_section(cls: type, values: dict, section: str) -> tuple[dict, list[s
         if ok:
             typed[key] = converted
         else:
-            problems.append(f"{section}.{key}: expected {_type_name(hints[key])} (got {value!r})")
+            shown = "a value that looks like a token" if TOKEN_PATTERN.search(str(value)) else repr(value)
+            problems.append(f"{section}.{key}: expected {_type_name(hints[key])} (got {shown})")
     return typed, problems
 
 

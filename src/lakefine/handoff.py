@@ -93,18 +93,26 @@ def find_published(root: Path, key: str) -> Optional[PublishedDataset]:
 
 
 def latest_published(root: Path) -> Optional[PublishedDataset]:
-    complete = [p for p in root.glob("*/" + MANIFEST)] if root.is_dir() else []
+    complete = _complete_manifests(root)
     if not complete:
         return None
     newest = max(complete, key=lambda p: json.loads(p.read_text())["published_at"])
     return PublishedDataset.open(newest.parent)
 
 
+def _complete_manifests(root: Path) -> list[Path]:
+    """Manifests of published versions; a hidden ``.staging-*`` directory may hold a
+    manifest too (killed before its rename) and is never a published version."""
+    if not root.is_dir():
+        return []
+    return [p for p in root.glob("*/" + MANIFEST) if not p.parent.name.startswith(".")]
+
+
 def prune_versions(root: Path, keep: int) -> list[Path]:
     """Remove all but the ``keep`` newest complete versions, and abandoned staging dirs."""
     removed = []
     complete = sorted(
-        (p.parent for p in root.glob("*/" + MANIFEST)),
+        (p.parent for p in _complete_manifests(root)),
         key=lambda d: json.loads((d / MANIFEST).read_text())["published_at"],
         reverse=True,
     )

@@ -8,6 +8,8 @@ Databricks: a volume, so it survives the cluster)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lakefine import paths
 from lakefine.config import RuntimeConfig, SourceConfig
 from lakefine.errors import DataError
@@ -60,7 +62,11 @@ def read_hub(spark, source: SourceConfig, runtime: RuntimeConfig):
     check_size(source, runtime)
     split = source.hub.get("split", "train")
     try:
-        dataset = load_dataset(dataset_location(source, runtime), source.hub.get("config"), split=split)
+        location = dataset_location(source, runtime)
+        # A local dataset directory is re-read every time: datasets' cache can return
+        # an older copy of a directory with the same name (a stale read).
+        mode = "force_redownload" if Path(location).is_dir() else None
+        dataset = load_dataset(location, source.hub.get("config"), split=split, download_mode=mode)
     except Exception as exc:
         raise DataError(f"source.hub {source.hub['name']!r} split {split!r}: cannot load it"
                         f" ({str(exc).splitlines()[0][:200]})") from None

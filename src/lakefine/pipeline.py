@@ -73,9 +73,9 @@ def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDatas
         local_dir.mkdir(parents=True, exist_ok=True)
     run_id = unfinished.info.run_id if unfinished and resume_from else None
 
-    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
-                          run_name=None if run_id else config.name,
-                          tags=None if run_id else {tracking.ATTEMPT_TAG: attempt}) as run:
+    with tracking.started_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
+                              run_name=None if run_id else config.name,
+                              tags=None if run_id else {tracking.ATTEMPT_TAG: attempt}) as run:
         run_id = run.info.run_id
         say(f"train: MLflow run {run_id} in experiment {config.experiment_name} ({mlflow.get_tracking_uri()})"
             + (f", resuming from {resume_from.name}" if resume_from else ""))
@@ -99,7 +99,7 @@ def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDatas
             checkpoints.mirror_newest(local_dir, volume_dir)
             mlflow.end_run(status="KILLED")
             raise
-        mlflow.log_metrics(result.metrics)
+        tracking.with_retry("log the final metrics", mlflow.log_metrics, result.metrics)
         if config.train.num_processes <= 1:  # distributed: rank 0 has saved it, once
             result.model.save_pretrained(model_dir)
             result.tokenizer.save_pretrained(model_dir)

@@ -60,7 +60,10 @@ class Predictor:
             model_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
             return cls(model_class.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path))
         except (OSError, ValueError) as exc:
-            raise TrainingError(f"{path}: not a usable model directory ({str(exc).splitlines()[0][:200]})") from None
+            raise TrainingError(
+                f"{path}: not a usable model directory ({str(exc).splitlines()[0][:200]}); pass a directory"
+                " written by save_pretrained (the model_dir that `lakefine train` prints) or models:/<name>@challenger"
+            ) from None
 
     @property
     def is_seq2seq(self) -> bool:

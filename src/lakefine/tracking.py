@@ -6,6 +6,7 @@ real ``mlflow server`` works too); on Databricks the registry is Unity Catalog.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -173,6 +174,25 @@ def metrics_callback(logged_until_step: int = 0):
 
 
 ATTEMPT_TAG = "lakefine.attempt"
+
+
+@contextlib.contextmanager
+def started_run(**start_kwargs):
+    """``mlflow.start_run`` whose closing call waits (bounded) for a tracking server
+    that is restarting; a failure marks the run FAILED when the server allows it."""
+    import mlflow
+
+    run = mlflow.start_run(**start_kwargs)
+    try:
+        yield run
+    except BaseException:
+        if mlflow.active_run() is not None:
+            try:
+                mlflow.end_run(status="FAILED")
+            except Exception:  # the server is away: the run stays unfinished, a rerun resumes it
+                pass
+        raise
+    with_retry("finish the run", mlflow.end_run)
 
 
 def find_unfinished_run(experiment_id: str, attempt: str):

@@ -1,0 +1,224 @@
+"""Every task shape from a pipeline YAML, end to end on tiny models: sentence pairs,
+multi-label, seq2seq (T5 and an encoder-decoder), class weights, hub datasets.
+Predictions from each model reloaded from MLflow must match its evaluation on every
+test row. No MRPC or SQuAD data is reachable offline: the pair task uses real Rotten
+Tomatoes reviews paired as "same sentiment?", the seq2seq task real TREC questions."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from lakefine import pipeline
+from lakefine.config import load_config
+from lakefine.errors import ConfigError, DataError
+from lakefine.handoff import PublishedDataset
+from lakefine.predict import Predictor
+
+
+@pytest.fixture(scope="module")
+def staged(shared_root):
+    from lakefine.assets import stage_dataset
+
+    for name in ("rt_sentiment_pairs", "trec_questions", "sms_spam"):
+        stage_dataset(name, str(shared_root))
+    return shared_root
+
+
+def config_of(name, *overrides):
+    return load_config(REPO / "pipelines" / f"{name}.yaml",
+                       ["train.max_steps=4", "train.batch_size=8", "train.logging_steps=2", *overrides])
+
+
+def evaluated(summary) -> dict:
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(run_id=summary["train"]["run_id"], artifact_path="test_predictions.json")
+    return json.loads(Path(path).read_text())
+
+
+def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, local_root, spark):
+    summary = pipeline.run(config_of("rt_sentiment_pairs", "model.name_or_path=tiny-random-bert"), spark)
+    dataset = PublishedDataset.open(summary["prepare"]["dataset"])
+    test = dataset.load()["test"]
+    assert set(test.column_names) >= {"text", "text_pair", "label"}
+    tokenized = next(p for p in dataset.path.glob("tokenized/*/test.arrow"))
+    from datasets import Dataset
+
+    token_types = Dataset.from_file(str(tokenized))["token_type_ids"]
+    assert all(0 in t and 1 in t for t in token_types[:50])  # first and second sentence
+    assert {"test_accuracy", "test_f1"} <= set(summary["train"]["metrics"])
+
+    saved = evaluated(summary)
+    predicted = Predictor.load(summary["train"]["registered_uri"]).predict(test["text"], test["text_pair"])
+    assert [p["label_id"] for p in predicted] == saved["predicted"]
+    probs = np.array([list(p["probabilities"].values()) for p in predicted])
+    assert np.abs(probs - np.array(saved["probabilities"])).max() < 1e-4
+
+
+def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, local_root, spark):
+    summary = pipeline.run(config_of("trec_multilabel", "model.name_or_path=tiny-random-bert"), spark)
+    labels = summary["prepare"]["labels"]
+    assert "DESC" in labels and "DESC:manner" in labels
+    card = summary["prepare"]["data_card"]["label_counts"]
+    assert card["DESC"]["train"] >= card["DESC:manner"]["train"] > 0
+    test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
+    assert all(sum(vector) == 2 for vector in test["label"])  # a coarse and a fine type each
+    assert {"test_f1_micro", "test_f1_macro"} <= set(summary["train"]["metrics"])
+
+    saved = evaluated(summary)
+    predictor = Predictor.load(summary["train"]["registered_uri"])
+    assert predictor.model.config.problem_type == "multi_label_classification"
+    predicted = predictor.predict(test["text"])
+    probs = np.array([[p["probabilities"][label] for label in labels] for p in predicted])
+    assert np.abs(probs - np.array(saved["probabilities"])).max() < 1e-4
+    chosen = [[int(label in p["labels"]) for label in labels] for p in predicted]
+    assert chosen == saved["predicted"]
+
+
+def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spark):
+    summary = pipeline.run(config_of("trec_answer_type", "model.name_or_path=tiny-random-t5"), spark)
+    metrics = summary["train"]["metrics"]
+    assert {"test_exact_match", "test_f1"} <= set(metrics)
+    manifest = PublishedDataset.open(summary["prepare"]["dataset"]).manifest
+    assert manifest["label_map"] is None and manifest["target_max_length"] <= 8
+    test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
+    assert set(test["target"]) <= {"abbreviation", "description", "entity", "human", "location", "number"}
+
+    saved = evaluated(summary)
+    predictor = Predictor.load(summary["train"]["registered_uri"])
+    assert type(predictor.model).__name__ == "T5ForConditionalGeneration"
+    # The same batches as evaluation (eval_batch_size): a random tiny model's logits are
+    # near ties, so even padding noise could flip a token; a trained model is not so fragile.
+    answers = [p["answer"] for p in predictor.predict(test["text"], batch_size=64)]
+    assert answers == saved["predicted"]
+
+
+def test_context_is_truncated_and_the_question_never_is(tiny_model):
+    from transformers import AutoTokenizer
+
+    from lakefine.seq2seq import encoder_inputs
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    settings = {"question_prefix": "question: ", "context_prefix": "context: "}
+    question = "who painted the ceiling of the sistine chapel"
+    encoded = encoder_inputs(tokenizer, [question], ["filler words " * 200], settings, max_length=32)
+    text = tokenizer.decode(encoded["input_ids"][0])
+    assert len(encoded["input_ids"][0]) == 32 and question in text and "token_type_ids" not in encoded
+
+
+def test_label_padding_becomes_minus_100(tiny_model):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSeq2Seq
+
+    from lakefine.assets import TINY_T5, resolve_model
+
+    t5 = resolve_model(TINY_T5)
+    tokenizer = AutoTokenizer.from_pretrained(t5)
+    collate = DataCollatorForSeq2Seq(tokenizer, model=AutoModelForSeq2SeqLM.from_pretrained(t5), label_pad_token_id=-100)
+    batch = collate([{"input_ids": [101, 7, 102], "labels": [101, 5, 102]},
+                     {"input_ids": [101, 102], "labels": [101, 102]}])
+    assert batch["labels"].tolist()[1][-1] == -100
+
+
+@pytest.mark.slow
+def test_encoder_decoder_warm_started_from_minilm(staged, local_root, spark):
+    config = config_of("trec_answer_type", "model.name_or_path=minilm-bert2bert", "train.max_steps=2",
+                       "split.train=0.96", "split.validation=0.02", "split.test=0.02")
+    summary = pipeline.run(config, spark)
+    saved = evaluated(summary)
+    predictor = Predictor.load(summary["train"]["registered_uri"])
+    assert type(predictor.model).__name__ == "EncoderDecoderModel"
+    test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
+    assert [p["answer"] for p in predictor.predict(test["text"], batch_size=64)] == saved["predicted"]
+
+
+def test_class_weights_come_from_the_spark_label_counts(staged, local_root, spark):
+    import torch
+
+    from lakefine.labels import LabelMap
+    from lakefine.train import _class_weighted_loss, class_weights
+
+    counts = {"ham": {"train": 87}, "spam": {"train": 13}}
+    weights = class_weights(counts, LabelMap(("ham", "spam")))
+    assert weights == pytest.approx([100 / (2 * 87), 100 / (2 * 13)])
+    config = config_of("sms_spam", "model.name_or_path=tiny-random-bert")
+    loss = _class_weighted_loss(config, {"data_card": {"label_counts": counts}}, LabelMap(("ham", "spam")))
+    logits, labels = torch.tensor([[2.0, -1.0], [0.5, 0.3]]), torch.tensor([1, 0])
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(weights))
+    assert loss({"logits": logits}, labels).item() == pytest.approx(expected.item())
+
+    summary = pipeline.run(config, spark)
+    label_counts = summary["prepare"]["data_card"]["label_counts"]
+    spam_share = sum(label_counts["spam"].values()) / summary["prepare"]["rows"]["used"]
+    assert summary["prepare"]["rows"]["input"] == 5574 and 0.12 < spam_share < 0.14
+    assert "test_f1_macro" in summary["train"]["metrics"]
+
+
+def hub_dir(tmp_path: Path, declared_size: int | None) -> Path:
+    directory = tmp_path / ("declared" if declared_size else "undeclared")
+    (directory / "data").mkdir(parents=True)
+    rows = [(f"a moving, generous film, take {i}", "pos") for i in range(30)]
+    rows += [(f"tedious and flat, take {i}", "neg") for i in range(30)]
+    (directory / "data/train.csv").write_text("text,label\n" + "".join(f'"{t}",{l}\n' for t, l in rows))
+    if declared_size:
+        (directory / "README.md").write_text(
+            "---\ndataset_info:\n  features:\n  - name: text\n    dtype: string\n  - name: label\n    dtype: string\n"
+            f"  splits:\n  - name: train\n    num_bytes: 2000\n    num_examples: 60\n  download_size: {declared_size}\n"
+            "  dataset_size: 2000\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+            "    path: data/train.csv\n---\n")
+    return directory
+
+
+def hub_config(directory: Path, *overrides):
+    from lakefine.config import config_from_dict
+
+    raw = {"name": "hub", "source": {"hub": {"name": str(directory), "split": "train"}},
+           "model": {"name_or_path": "tiny-random-bert"}}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        raw["source"][key] = value if not value.replace(".", "").isdigit() else float(value)
+    return config_from_dict(raw)
+
+
+def test_hub_dataset_is_size_checked_then_prepared(tmp_path, local_root, spark):
+    from lakefine.prepare import prepare
+
+    declared = hub_dir(tmp_path, declared_size=3_000)
+    result = prepare(hub_config(declared), spark)
+    assert result.counts["input"] == 60 and result.label_map.labels == ("neg", "pos")
+    with pytest.raises(DataError, match="over source.max_download_mb"):
+        prepare(hub_config(hub_dir(tmp_path / "big", declared_size=5_000_000_000)), spark)
+
+
+def test_hub_dataset_without_declared_size_follows_the_policy(tmp_path, local_root, spark):
+    from lakefine.prepare import prepare
+
+    undeclared = hub_dir(tmp_path, declared_size=None)
+    with pytest.raises(DataError, match="does not state its download and dataset sizes.*unknown_size: warn"):
+        prepare(hub_config(undeclared), spark)
+    assert prepare(hub_config(undeclared, "unknown_size=warn"), spark).counts["used"] == 60
+
+
+@pytest.mark.parametrize("task, overrides, message", [
+    ("pair_classification", ["source.text_pair_column=sentence_2"], "column 'sentence_2' is not in the source"),
+    ("multi_label", ["source.label_column=label"], "task multi_label needs array<string> labels"),
+])
+def test_wrong_shape_is_one_clear_error_naming_the_column(staged, local_root, spark, task, overrides, message):
+    name = "rt_sentiment_pairs"
+    config = load_config(REPO / "pipelines" / f"{name}.yaml", [f"task={task}", "model.name_or_path=tiny-random-bert", *overrides])
+    with pytest.raises(DataError, match=message):
+        pipeline.prepare(config, spark)
+
+
+def test_pair_task_without_a_pair_column_is_a_config_error():
+    with pytest.raises(ConfigError, match="source.text_pair_column: required for task pair_classification"):
+        load_config(REPO / "pipelines/rotten_tomatoes.yaml", ["task=pair_classification"])
+
+
+def test_empty_answer_column_is_one_clear_error(local_root, spark):
+    df = spark.createDataFrame([(f"question {i}", " ") for i in range(20)], "question string, answer_type string")
+    config = config_of("trec_answer_type", "model.name_or_path=tiny-random-t5")
+    with pytest.raises(DataError, match="no usable rows.*20 empty_label"):
+        pipeline.prepare(config, spark, df=df)
