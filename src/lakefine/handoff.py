@@ -108,6 +108,12 @@ def _complete_manifests(root: Path) -> list[Path]:
     return [p for p in root.glob("*/" + MANIFEST) if not p.parent.name.startswith(".")]
 
 
+def complete_versions(root: Path) -> list[PublishedDataset]:
+    """Every complete published version under ``root``, newest first."""
+    found = [PublishedDataset.open(p.parent) for p in _complete_manifests(root)]
+    return sorted(found, key=lambda d: d.manifest["published_at"], reverse=True)
+
+
 def prune_versions(root: Path, keep: int) -> list[Path]:
     """Remove all but the ``keep`` newest complete versions, and abandoned staging dirs."""
     removed = []

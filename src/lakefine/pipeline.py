@@ -29,6 +29,9 @@ class TrainResult:
 
 def prepare(config: PipelineConfig, spark=None, df=None):
     """Spark side: source -> published dataset. ``df`` overrides the configured source."""
+    from lakefine.session import configure_hf_caches
+
+    configure_hf_caches(config.runtime.volume)
     from lakefine.prepare import prepare as prepare_in_spark
 
     return prepare_in_spark(config, spark=spark, df=df)
@@ -55,6 +58,9 @@ def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDatas
     A rerun of an interrupted training (same config and data, run not finished)
     resumes from the newest complete checkpoint into the same MLflow run;
     ``fresh=True`` starts over."""
+    from lakefine.session import configure_hf_caches
+
+    configure_hf_caches(config.runtime.volume)
     import mlflow
 
     from lakefine import checkpoints, tracking
@@ -138,7 +144,7 @@ def evaluate(config: PipelineConfig, model_uri: Optional[str] = None, dataset: O
     from lakefine.predict import Predictor
 
     tracking.setup(config)
-    uri = model_uri or f"models:/{config.registered_model_name}@{tracking.ALIAS}"
+    uri = model_uri or f"models:/{tracking.registered_name(config)}@{tracking.ALIAS}"
     test = published_dataset(config, dataset).load().get("test")
     if test is None or len(test) == 0:
         raise HandoffError(f"pipeline {config.name!r}: the published dataset has no test split; set split.test > 0")

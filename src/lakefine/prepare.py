@@ -61,6 +61,13 @@ def prepare(config: PipelineConfig, spark=None, df: Optional[DataFrame] = None) 
     spark = spark or get_spark(config.runtime.spark_master)
     timings["spark_start"] = time.perf_counter() - started
 
+    # Fast path: an unchanged source version (Delta history, file listing) with the
+    # same settings was published already: no Spark job at all.
+    source_key = None if df is not None else _source_key(config, spark, model_dir)
+    if source_key and (known := _published_for_source(config, source_key)):
+        say(f"prepare: cache hit {known.path} (source version unchanged, no Spark job)")
+        return _result_from_manifest(known, timings)
+
     stage = time.perf_counter()
     raw = df if df is not None else read_source(spark, config.source, config.runtime)
     src = config.source
@@ -75,14 +82,15 @@ def prepare(config: PipelineConfig, spark=None, df: Optional[DataFrame] = None) 
         rows = _quarantine_duplicates(rows)
     rows = _quarantine_conflicts(rows).persist()
     try:
-        result = _prepare_rows(config, spark, rows, timings, model_dir)
+        result = _prepare_rows(config, spark, rows, timings, model_dir, source_key)
     finally:
         rows.unpersist()
     timings["prepare_total"] = time.perf_counter() - stage
     return dataclasses.replace(result, timings=timings)
 
 
-def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict, model_dir: str) -> PrepareResult:
+def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict, model_dir: str,
+                  source_key: Optional[str]) -> PrepareResult:
     stage = time.perf_counter()
     # One groupBy gives the label discovery, the per-split counts and the reasons.
     grouped = rows.groupBy("reason", "label", "split").count().collect()
@@ -131,15 +139,9 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict,
 
     stage = time.perf_counter()
     key = handoff.cache_key({
-        "format": handoff.FORMAT_VERSION,
-        "task": config.task,
+        **_settings(config, model_dir),
         "data": _content_digest(used),
         "labels": label_map.fingerprint if label_map else None,
-        "split": dataclasses.asdict(config.split),
-        "label_policy": dataclasses.asdict(config.labels),
-        "tokenizer": tokenizer_fingerprint(model_dir),
-        "max_length": config.model.max_length,
-        "seq2seq": dataclasses.asdict(config.seq2seq) if config.task == "seq2seq" else None,
     })
     timings["cache_key"] = time.perf_counter() - stage
     root = datasets_root(config)
@@ -202,6 +204,7 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict,
         working_dir=paths.scratch_dir(config.runtime.working_dir, "working"),
         num_partitions=int(spark.conf.get("spark.sql.shuffle.partitions") or 4),
         manifest_extra={
+            "quarantine": str(quarantine_dir) if counts["quarantined"] else None,
             "pipeline": config.name,
             "task": config.task,
             "label_map": label_map.to_json() if label_map else None,
@@ -209,6 +212,7 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict,
             "target_max_length": target_max_length,
             "model_dir": model_dir,
             "data_card": card,
+            "source_key": source_key,
         },
     )
     handoff.prune_versions(root, config.runtime.keep_versions)
@@ -217,6 +221,43 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict,
         f" in {timings['handoff']:.1f} s")
     return PrepareResult(published, label_map, counts, False,
                          str(quarantine_dir) if counts["quarantined"] else None)
+
+
+def _settings(config: PipelineConfig, model_dir: str) -> dict:
+    """Everything besides the data that decides the published rows."""
+    return {
+        "format": handoff.FORMAT_VERSION,
+        "task": config.task,
+        "split": dataclasses.asdict(config.split),
+        "label_policy": dataclasses.asdict(config.labels),
+        "tokenizer": tokenizer_fingerprint(model_dir),
+        "max_length": config.model.max_length,
+        "seq2seq": dataclasses.asdict(config.seq2seq) if config.task == "seq2seq" else None,
+    }
+
+
+def _source_key(config: PipelineConfig, spark, model_dir: str) -> Optional[str]:
+    from lakefine.versions import source_version
+
+    version = source_version(spark, config.source, config.runtime)
+    if version is None:
+        return None
+    source = {k: v for k, v in dataclasses.asdict(config.source).items()}
+    return handoff.cache_key({**_settings(config, model_dir), "source": source, "version": version})
+
+
+def _published_for_source(config: PipelineConfig, source_key: str) -> Optional[handoff.PublishedDataset]:
+    for candidate in handoff.complete_versions(datasets_root(config)):
+        if candidate.manifest.get("source_key") == source_key:
+            return candidate
+    return None
+
+
+def _result_from_manifest(published: handoff.PublishedDataset, timings: dict) -> PrepareResult:
+    manifest = published.manifest
+    label_map = LabelMap.from_json(manifest["label_map"]) if manifest.get("label_map") else None
+    rows = manifest["data_card"]["rows"]
+    return PrepareResult(published, label_map, rows, True, manifest.get("quarantine"), timings)
 
 
 def _shown(label_map: Optional[LabelMap]) -> str:

@@ -60,3 +60,32 @@ def local_session(master: str = "local[2]"):
         .config("spark.python.worker.reuse", "true")
         .getOrCreate()
     )
+
+
+def configure_hf_caches(volume: str) -> None:
+    """On Databricks: the datasets cache on the volume (``HF_DATASETS_CACHE``: it
+    survives cluster termination), ``HF_HOME`` on local SSD, and soft file locks,
+    because datasets' fcntl locks can hang on network file systems (/Volumes, /dbfs).
+    Must run before ``datasets`` is imported; a no-op in local mode."""
+    if not on_databricks():
+        return
+    os.environ.setdefault("HF_DATASETS_CACHE", f"{volume}/hf_cache/datasets")
+    if os.path.isdir("/local_disk0"):
+        os.environ.setdefault("HF_HOME", "/local_disk0/hf_home")
+    use_soft_file_locks()
+
+
+def use_soft_file_locks() -> None:
+    """Swap datasets' FileLock for filelock's SoftFileLock (a lock file, no fcntl)."""
+    import importlib
+
+    from filelock import SoftFileLock
+
+    class SoftLock(SoftFileLock):
+        def __init__(self, lock_file, *args, **kwargs):
+            kwargs.pop("mode", None)
+            super().__init__(lock_file, *args, **kwargs)
+
+    for module in ("datasets.builder", "datasets.utils.file_utils", "datasets.utils.extract",
+                   "datasets.utils.filelock"):
+        importlib.import_module(module).FileLock = SoftLock

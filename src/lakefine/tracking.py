@@ -298,7 +298,7 @@ def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) 
         )
     result = {"model_uri": info.model_uri, "registered_model": None, "version": None}
     if config.tracking.register:
-        name = config.registered_model_name
+        name = registered_name(config)
         version = with_retry("register the model", mlflow.register_model, info.model_uri, name)
         client = mlflow.tracking.MlflowClient()
         with_retry("set the model alias", client.set_registered_model_alias, name, ALIAS, version.version)
@@ -307,6 +307,16 @@ def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) 
     with_retry("log the model location", mlflow.log_dict, {"model_dir": str(model_dir)},
                "lakefine_model_location.json")
     return result
+
+
+def registered_name(config: PipelineConfig) -> str:
+    """Unity Catalog needs catalog.schema.model: on Databricks a bare name is put in
+    the schema of the working volume."""
+    name = config.registered_model_name
+    if on_databricks() and name.count(".") != 2:
+        catalog, schema = config.runtime.volume.split("/")[2:4]
+        return f"{catalog}.{schema}.{name}"
+    return name
 
 
 def log_test_predictions(predictions: dict) -> None:
