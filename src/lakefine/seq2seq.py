@@ -17,7 +17,6 @@ from typing import Optional
 import numpy as np
 
 from lakefine.config import PipelineConfig
-from lakefine.errors import TrainingError
 from lakefine.handoff import PublishedDataset
 from lakefine.log import say
 from lakefine.metrics import answer_metrics
@@ -47,6 +46,7 @@ def fit_seq2seq(config: PipelineConfig, published: PublishedDataset, output_dir:
         FitResult,
         cached_map,
         extra_callbacks,
+        load_pretrained,
         load_tokenizer,
         run_trainer,
         tokenizer_key,
@@ -80,13 +80,7 @@ def fit_seq2seq(config: PipelineConfig, published: PublishedDataset, output_dir:
     tokenized = cached_map(data, encode, published, key, ["text", "text_pair", "target", "split"])
     timings["tokenize"] = time.perf_counter() - stage
 
-    try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
-    except (OSError, ValueError) as exc:
-        raise TrainingError(
-            f"model.name_or_path: cannot load a seq2seq model (T5 or encoder-decoder) from {model_dir}"
-            f" ({str(exc).splitlines()[0][:200]}); point it at a save_pretrained directory"
-        ) from None
+    model = load_pretrained(AutoModelForSeq2SeqLM, model_dir, "a seq2seq model (T5 or encoder-decoder)")
     generation = model.generation_config
     generation.num_beams = config.seq2seq.num_beams
     generation.no_repeat_ngram_size = config.seq2seq.no_repeat_ngram_size

@@ -39,16 +39,21 @@ class FitResult:
     timings: dict = field(default_factory=dict)
 
 
+def load_pretrained(auto_class, model_dir: str, what: str, **kwargs):
+    """``auto_class.from_pretrained`` with one clear error naming the config key."""
+    try:
+        return auto_class.from_pretrained(model_dir, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise TrainingError(
+            f"model.name_or_path: cannot load {what} from {model_dir}"
+            f" ({str(exc).splitlines()[0][:200]}); point it at a save_pretrained directory"
+        ) from None
+
+
 def load_tokenizer(model_dir: str, max_length: int):
     from transformers import AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except (OSError, ValueError) as exc:
-        raise TrainingError(
-            f"model.name_or_path: {model_dir} is not a model directory with a tokenizer"
-            f" ({str(exc).splitlines()[0][:200]}); point it at a save_pretrained directory"
-        ) from None
+    tokenizer = load_pretrained(AutoTokenizer, model_dir, "a tokenizer")
     # Saved with the model, so prediction truncates exactly as training did.
     tokenizer.model_max_length = max_length
     return tokenizer
@@ -178,19 +183,13 @@ def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, c
     tokenized = tokenize(published.load(), tokenizer, published, max_length)
     timings["tokenize"] = time.perf_counter() - stage
 
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir,
-            num_labels=len(label_map.labels),
-            id2label=label_map.id2label,
-            label2id=label_map.label2id,
-            problem_type="multi_label_classification" if multi_label else "single_label_classification",
-        )
-    except (OSError, ValueError) as exc:
-        raise TrainingError(
-            f"model.name_or_path: cannot load a model from {model_dir}"
-            f" ({str(exc).splitlines()[0][:200]}); point it at a save_pretrained directory"
-        ) from None
+    model = load_pretrained(
+        AutoModelForSequenceClassification, model_dir, "a model",
+        num_labels=len(label_map.labels),
+        id2label=label_map.id2label,
+        label2id=label_map.label2id,
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+    )
     if multi_label:
         model.config.lakefine_threshold = config.labels.threshold  # saved with the model for prediction
 
