@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -48,9 +49,10 @@ def train_distributed(
     driver reloads them from there, e.g. for MLflow). With ``run_id``, rank 0 logs the
     per-step metrics into that MLflow run; with ``volume_dir``, checkpoints are mirrored.
 
-    Local mode (one machine, ``local[...]`` master) runs torchrun on the driver; on a
-    cluster the processes are barrier tasks, so ``output_dir`` and ``model_dir`` must be
-    on shared storage (a volume) for the driver to read the result back."""
+    Local mode (a ``local[...]`` master) runs torchrun on the driver. On a cluster the
+    processes run in barrier tasks on the executors: ``model_dir`` must then be shared
+    storage (a volume; the result file goes next to it), ``output_dir`` is each node's
+    local scratch for checkpoints (mirrored to ``volume_dir``)."""
     from transformers import AutoModelForSequenceClassification
 
     from lakefine import train as training
@@ -64,8 +66,6 @@ def train_distributed(
         os.environ.get("TMPDIR", "/tmp")) / "lakefine" / f"distributed-{published.key}"
     model_dir = Path(model_dir) if model_dir else output_dir / "model"
     output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (output_dir / RESULT_FILE, *(output_dir / RANKS_DIR).glob("rank-*.json")):
-        stale.unlink(missing_ok=True)
 
     max_length = int(published.manifest["max_length"])
     if config.task != "seq2seq":
@@ -76,6 +76,12 @@ def train_distributed(
 
     spark = spark or get_spark(config.runtime.spark_master)
     local = _is_local_master(spark)
+    # Where the ranks leave their records and rank 0 its result for the driver: next to
+    # the checkpoints in local mode; next to the model (a volume, shared) on a cluster.
+    results_dir = output_dir if local else model_dir.parent / f".distributed-{model_dir.name}"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (results_dir / RESULT_FILE, *(results_dir / RANKS_DIR).glob("rank-*.json")):
+        stale.unlink(missing_ok=True)
     from pyspark.ml.torch.distributor import TorchDistributor
 
     use_gpu = _gpus_available()
@@ -87,18 +93,20 @@ def train_distributed(
     # torchrun's output goes to stdout; keep stdout for --json summaries.
     with contextlib.redirect_stdout(sys.stderr):
         distributor.run(
-            run_rank, config, str(published.path), str(output_dir), str(model_dir),
+            run_rank, config, str(published.path), str(output_dir), str(results_dir), str(model_dir),
             str(resume_from) if resume_from else None, run_id, tracking_uri, logged_until,
             str(volume_dir) if volume_dir else None,
         )
     elapsed = time.perf_counter() - started
 
-    ranks = [json.loads(p.read_text()) for p in sorted((output_dir / RANKS_DIR).glob("rank-*.json"))]
+    ranks = [json.loads(p.read_text()) for p in sorted((results_dir / RANKS_DIR).glob("rank-*.json"))]
     _log_ranks(num_processes, ranks)
-    result_path = output_dir / RESULT_FILE
+    result_path = results_dir / RESULT_FILE
     if not result_path.is_file():
         raise TrainingError(f"distributed training finished but rank 0 left no result at {result_path}")
     record = json.loads(result_path.read_text())
+    if results_dir != output_dir:
+        shutil.rmtree(results_dir, ignore_errors=True)
     if record.get("preempted"):
         raise Preempted(record["preempted"])
     if config.task == "seq2seq":
@@ -115,16 +123,17 @@ def train_distributed(
                               timings)
 
 
-def run_rank(config: PipelineConfig, dataset_path: str, output_dir: str, model_dir: str,
+def run_rank(config: PipelineConfig, dataset_path: str, output_dir: str, results_dir: str, model_dir: str,
              resume_from: Optional[str], run_id: Optional[str], tracking_uri: Optional[str],
              logged_until: int, volume_dir: Optional[str]) -> dict:
-    """One torchrun process: the single-process ``fit``, then rank 0 saves."""
+    """One torchrun process: the single-process ``fit`` (the Trainer checkpoints into
+    ``output_dir``), then rank 0 saves the model and writes its result to ``results_dir``."""
     from lakefine import checkpoints, tracking
     from lakefine.train import fit
 
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    callbacks = [rank_record_callback(Path(output_dir) / RANKS_DIR, rank)]
+    callbacks = [rank_record_callback(Path(results_dir) / RANKS_DIR, rank)]
     if volume_dir:
         callbacks.append(checkpoints.mirror_callback(Path(volume_dir)))
     mlflow_run = contextlib.nullcontext()
@@ -148,7 +157,7 @@ def run_rank(config: PipelineConfig, dataset_path: str, output_dir: str, model_d
             record.update(metrics=result.metrics, test_predictions=result.test_predictions,
                           timings=result.timings, model_dir=model_dir)
     if rank == 0:
-        path = Path(output_dir) / RESULT_FILE
+        path = Path(results_dir) / RESULT_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         os.replace(tmp, path)

