@@ -49,8 +49,10 @@ def test_all_problems_are_reported_together():
 def test_overrides_parse_yaml_scalars_and_reject_bad_shapes(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("name: p\nsource: {path: /Volumes/c/s/v/x.csv}\n")
-    config = load_config(path, ["train.epochs=2", "train.group_by_length=false", "source.options.sep=;"])
+    config = load_config(path, ["train.epochs=2", "train.group_by_length=false", "source.options.sep=;",
+                                "train.learning_rate=2e-4"])
     assert config.train.epochs == 2.0 and config.train.group_by_length is False
+    assert config.train.learning_rate == 2e-4  # YAML 1.1 alone would read "2e-4" as a string
     assert config.source.options == {"sep": ";"}
     with pytest.raises(ConfigError, match="expected section.key=value"):
         load_config(path, ["train.epochs"])

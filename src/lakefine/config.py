@@ -448,6 +448,9 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, float(value)
+        # YAML 1.1 reads "2e-4" (no dot) as a string; it is plainly a number.
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", value.strip()):
+            return True, float(value)
         return False, value
     if hint is str:
         return isinstance(value, str), value
