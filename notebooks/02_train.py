@@ -41,8 +41,8 @@ else:  # local mode: plain Python, no widgets
 import json
 
 from lakefine import pipeline
-from lakefine.config import load_config
-from lakefine.privileges import preflight
+from lakefine.core.config import load_config
+from lakefine.ops.privileges import preflight
 
 config = load_config(pipeline_file, overrides)
 print(preflight(config))

@@ -44,7 +44,7 @@ else:  # local mode: plain Python, no widgets
 import json
 
 from lakefine import pipeline
-from lakefine.config import load_config
+from lakefine.core.config import load_config
 
 config = load_config(pipeline_file, overrides)
 

@@ -49,8 +49,8 @@ else:  # local mode: plain Python, no widgets
 
 import json
 
-from lakefine.config import load_config
-from lakefine.predict import Predictor
+from lakefine.core.config import load_config
+from lakefine.serving.predictor import Predictor
 
 config = load_config(pipeline_file, overrides)
 model = model or f"models:/{config.registered_model_name}@challenger"

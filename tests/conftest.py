@@ -19,7 +19,7 @@ os.environ.pop("DATABRICKS_RUNTIME_VERSION", None)
 
 @pytest.fixture(scope="session")
 def spark():
-    from lakefine.session import local_session
+    from lakefine.prep.session import local_session
 
     session = local_session("local[2]")
     yield session
@@ -30,7 +30,7 @@ def spark():
 def shared_root(tmp_path_factory) -> Path:
     """A local root reused across tests: bundled data and the tiny model live here."""
     root = tmp_path_factory.mktemp("shared-root")
-    from lakefine.assets import TINY_MODEL, resolve_model, stage_dataset
+    from lakefine.core.assets import TINY_MODEL, resolve_model, stage_dataset
 
     stage_dataset("rotten_tomatoes", str(root))
     resolve_model(TINY_MODEL, str(root))
@@ -46,11 +46,22 @@ def local_root(tmp_path, shared_root, monkeypatch) -> Path:
         (root / part).symlink_to(shared_root / part)
     monkeypatch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
     yield root
-    import mlflow
-
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: never let it leak into the next test.
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    assert mlflow.active_run() is None, "a test left an MLflow run open"
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_mlflow_run():
+    """Every test: a run left open would swallow the next test's metrics."""
+    yield
+    if "mlflow" not in sys.modules:  # the test never touched MLflow
+        return
+    import mlflow
+
+    leaked = mlflow.active_run()
+    if leaked is not None:
+        mlflow.end_run()
+        pytest.fail(f"the test left MLflow run {leaked.info.run_id} open")
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +75,7 @@ RT_PATH = "/Volumes/main/lakefine/raw/rotten_tomatoes/rotten_tomatoes_corpus_ful
 def make_config(**sections):
     """A pipeline config from dicts: defaults to the staged Rotten Tomatoes file and
     the tiny model, so a test states only what it is about."""
-    from lakefine.config import config_from_dict
+    from lakefine.core.config import config_from_dict
 
     raw = {
         "name": "t",

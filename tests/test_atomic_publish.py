@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from lakefine import handoff
-from lakefine.handoff import MANIFEST, PublishedDataset, latest_published
+from lakefine.core.dataset import FORMAT_VERSION
+from lakefine.prep import publish as handoff
+from lakefine.core.dataset import MANIFEST, PublishedDataset, latest_published
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 DATASETS = "Volumes/main/lakefine/prep/datasets/smoke"
@@ -184,7 +185,7 @@ def _fake_published(root: Path, name: str, key: str, published_at: float) -> Pat
     Dataset.from_dict(rows).save_to_disk(str(directory / "cache"))
     files = sorted(str(p.relative_to(directory)) for p in (directory / "cache").glob("*.arrow"))
     (directory / MANIFEST).write_text(json.dumps({
-        "format_version": handoff.FORMAT_VERSION, "key": key, "files": files, "rows": 3,
+        "format_version": FORMAT_VERSION, "key": key, "files": files, "rows": 3,
         "splits": {"train": [0, 2], "validation": [2, 2], "test": [2, 3]},
         "published_at": published_at}))
     return directory

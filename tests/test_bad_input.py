@@ -37,11 +37,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from conftest import REPO, make_config
-from lakefine.clean import with_key
-from lakefine.config import SplitConfig
-from lakefine.errors import ConfigError, DataError, TrainingError
-from lakefine.prepare import prepare
-from lakefine.split import assign_split
+from lakefine.prep.clean import with_key
+from lakefine.core.config import SplitConfig
+from lakefine.core.errors import ConfigError, DataError, TrainingError
+from lakefine.prep.prepare import prepare
+from lakefine.prep.split import assign_split
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 SCHEMA = "review string, sentiment string"
@@ -259,7 +259,7 @@ def test_duplicates_are_kept_counted_and_share_a_split(mixed):
 def test_text_longer_than_max_length_is_kept_and_counted_as_truncated(mixed):
     from tokenizers import Tokenizer
 
-    from lakefine.assets import resolve_model
+    from lakefine.core.assets import resolve_model
 
     manifest = mixed["result"].dataset.manifest
     max_length = manifest["max_length"]
@@ -351,9 +351,9 @@ def test_float_labels_become_integral_strings_and_keep_their_ids(numbered):
 
 
 def test_int_labels_2_0_1_become_strings_with_ids_2_0_1(spark):
-    from lakefine.clean import to_canonical
-    from lakefine.config import SourceConfig
-    from lakefine.labels import LabelMap
+    from lakefine.prep.clean import to_canonical
+    from lakefine.core.config import SourceConfig
+    from lakefine.core.labels import LabelMap
 
     df = spark.createDataFrame([("a", 2), ("b", 0), ("c", 1), ("d", 10), ("e", 9)], "review string, sentiment long")
     canonical = to_canonical(df, SourceConfig(**src()))
@@ -443,7 +443,7 @@ def test_model_path_that_is_an_empty_directory_fails_before_spark(tmp_path, root
 
 
 def test_predict_on_a_directory_with_a_broken_config_names_the_fix(tmp_path):
-    from lakefine.predict import Predictor
+    from lakefine.serving.predictor import Predictor
 
     (tmp_path / "config.json").write_text("{}")
     expect_error(TrainingError, lambda: Predictor.load(str(tmp_path)), str(tmp_path), "save_pretrained")

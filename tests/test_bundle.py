@@ -226,8 +226,8 @@ def _workspace_file_problems(job: dict, values: dict, root: Path) -> list[str]:
         if not path.is_file():
             problems.append(f"{where}: {text[len(prefix):]} does not exist in the bundle")
         elif path.suffix in (".yaml", ".yml") and path.parent.name == "pipelines":
-            from lakefine.config import load_config
-            from lakefine.errors import ConfigError
+            from lakefine.core.config import load_config
+            from lakefine.core.errors import ConfigError
 
             try:
                 load_config(path)
@@ -289,8 +289,9 @@ def _flags(parameters: list[str]) -> list[str]:
 
 
 def _declared_flags(script: Path, seen: set[Path] | None = None) -> set[str]:
-    """``--flags`` declared with argparse's add_argument in a script or in the sibling
-    modules it imports (the job scripts share a parser). Read, never imported."""
+    """``--flags`` declared with argparse's add_argument in a script, in the sibling
+    modules it imports, or in the lakefine modules it imports (the job scripts share
+    the parser in lakefine.ops.jobs). Read, never imported."""
     seen = seen if seen is not None else set()
     seen.add(script)
     flags = {"--help"}
@@ -301,6 +302,8 @@ def _declared_flags(script: Path, seen: set[Path] | None = None) -> set[str]:
             [a.name for a in node.names] if isinstance(node, ast.Import) else []
         for module in modules:
             sibling = script.parent / f"{module}.py"
+            if module.startswith("lakefine."):  # <bundle root>/src/lakefine/...
+                sibling = script.parents[2] / "src" / (module.replace(".", "/") + ".py")
             if sibling.is_file() and sibling not in seen:
                 flags |= _declared_flags(sibling, seen)
     return flags
@@ -386,7 +389,7 @@ def test_the_job_runs_prepare_then_finetune_on_a_single_gpu_node_then_evaluate(b
 def bundle_copy(tmp_path) -> Path:
     for name in ("databricks.yml", "pyproject.toml"):
         shutil.copy(REPO / name, tmp_path / name)
-    for name in ("resources", "pipelines", "notebooks"):
+    for name in ("resources", "pipelines", "notebooks", "src"):
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, tmp_path / name)
     return tmp_path

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from conftest import make_config
-from lakefine.prepare import prepare
-from lakefine.versions import delta_version, file_listing
+from lakefine.prep.prepare import prepare
+from lakefine.prep.versions import delta_version, file_listing
 
 ROWS = [(f"review number {i} is {'good' if i % 2 else 'bad'}", "pos" if i % 2 else "neg") for i in range(60)]
 

@@ -5,7 +5,6 @@ in the same order, under the same cache key as a classic session using from_spar
 pyspark refuses a Connect session beside a live classic one in one process, so the
 Connect side runs in a subprocess while this process runs the classic side."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -15,26 +14,26 @@ import pytest
 from pyspark.sql import functions as F
 
 from conftest import RT_PATH
-from lakefine.config import config_from_dict
-from lakefine.errors import DataError
-from lakefine.handoff import PublishedDataset
-from lakefine.paths import resolve
-from lakefine.prepare import prepare
-from lakefine.sources import read_source
+from lakefine.core.config import config_from_dict
+from lakefine.core.errors import DataError
+from lakefine.core.dataset import PublishedDataset
+from lakefine.core.paths import resolve
+from lakefine.prep.prepare import prepare
+from lakefine.prep.sources import read_source
 
 INPUT = "/Volumes/main/lakefine/raw/connect_input"
 BAD_WHERE = "verdikt = 'fresh'"
 
 CONNECT_SIDE = r"""
-import dataclasses, json, sys, warnings
+import json, sys, warnings
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from lakefine.config import config_from_dict
-from lakefine.errors import DataError
-from lakefine.paths import resolve
-from lakefine.prepare import prepare
-from lakefine.session import session_kind
-from lakefine.sources import read_source
+from lakefine.core.config import config_from_dict
+from lakefine.core.errors import DataError
+from lakefine.core.paths import resolve
+from lakefine.prep.prepare import prepare
+from lakefine.core.session import session_kind
+from lakefine.prep.sources import read_source
 
 # Static confs take effect when the local server starts; setting them again on the
 # session only warns.
@@ -57,7 +56,7 @@ try:
     source = spark.read.parquet(str(resolve(config.source.path)))
     partitions = source.select(F.spark_partition_id()).distinct().count()  # after: the JVM is warm
     # Connect analyses lazily: a bad filter must still fail at read, as a DataError.
-    bad = dataclasses.replace(config.source, where=message["bad_where"])
+    bad = config.source.model_copy(update={"where": message["bad_where"]})
     try:
         read_source(spark, bad, config.runtime)
         where_error = None
@@ -174,7 +173,7 @@ def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(sp
     assert "Spaced out review" in everything and everything.count("a duplicate review") == 2
 
     # Errors too: a bad filter is a DataError naming source.where in both modes.
-    bad = dataclasses.replace(classic_config.source, where=BAD_WHERE)
+    bad = classic_config.source.model_copy(update={"where": BAD_WHERE})
     with pytest.raises(DataError) as classic_error:
         read_source(spark, bad, classic_config.runtime)
     assert connect["where_error"] is not None, "Connect let a bad source.where through read_source"

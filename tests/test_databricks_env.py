@@ -9,11 +9,11 @@ import sys
 
 SCRIPT = r"""
 import json, os
-from lakefine.session import configure_hf_caches
+from lakefine.core.session import configure_hf_caches
 configure_hf_caches("/Volumes/main/ml/prep")
 import datasets.builder, filelock
-from lakefine.config import config_from_dict
-from lakefine.tracking import registered_name
+from lakefine.core.config import config_from_dict
+from lakefine.tracking.registry import registered_name
 config = config_from_dict({"name": "p", "source": {"table": "main.ml.t"},
                            "runtime": {"volume": "/Volumes/main/ml/prep"}})
 print(json.dumps({

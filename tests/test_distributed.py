@@ -8,9 +8,9 @@ import pytest
 
 from conftest import make_config
 from lakefine import pipeline
-from lakefine.prepare import prepare
-from lakefine.sources import read_source
-from lakefine.tracking import load_json_artifact
+from lakefine.prep.prepare import prepare
+from lakefine.prep.sources import read_source
+from lakefine.tracking.runs import load_json_artifact
 
 STEPS = 4
 

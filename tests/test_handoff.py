@@ -13,9 +13,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from conftest import REPO, make_config
-from lakefine import handoff
-from lakefine.labels import LabelMap
-from lakefine.prepare import dataset_features, prepare
+from lakefine.core.dataset import PublishedDataset, find_published, latest_published, prune_versions
+from lakefine.core.errors import HandoffError
+from lakefine.prep import publish as handoff
+from lakefine.core.labels import LabelMap
+from lakefine.prep.prepare import dataset_features, prepare
 
 
 def rows_frame(spark, n, partitions=4, slow=False):
@@ -53,7 +55,10 @@ def test_shards_are_staged_in_working_dir_then_moved_and_none_are_left(spark, tm
 
     def watch():
         while not stop.is_set():
-            seen.update(str(p.relative_to(working_dir)) for p in working_dir.rglob("*.arrow"))
+            try:
+                seen.update(str(p.relative_to(working_dir)) for p in working_dir.rglob("*.arrow"))
+            except FileNotFoundError:  # a task directory vanished mid-walk: its shards moved on
+                pass
             time.sleep(0.005)
 
     watcher = threading.Thread(target=watch)
@@ -109,17 +114,17 @@ def test_readers_accept_only_complete_datasets(spark, tmp_path):
     root = tmp_path / "volume"
     (root / ".staging-k-123").mkdir(parents=True)
     (root / "half").mkdir()
-    assert handoff.find_published(root, "half") is None
-    with pytest.raises(handoff.HandoffError, match="not a complete published dataset"):
-        handoff.PublishedDataset.open(root / "half")
-    assert handoff.latest_published(root) is None
+    assert find_published(root, "half") is None
+    with pytest.raises(HandoffError, match="not a complete published dataset"):
+        PublishedDataset.open(root / "half")
+    assert latest_published(root) is None
 
 
 def test_old_versions_are_pruned_to_keep_versions(spark, tmp_path):
     root = tmp_path / "volume"
     for i in range(4):
         publish(rows_frame(spark, 50 + i, partitions=1), root, f"k{i}", working_dir=tmp_path / "wd", partitions=1)
-    handoff.prune_versions(root, keep=2)
+    prune_versions(root, keep=2)
     assert sorted(p.name for p in root.iterdir()) == ["k2", "k3"]
 
 

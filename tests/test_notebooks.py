@@ -122,14 +122,20 @@ def test_notebooks_run_top_to_bottom_locally(local_root):
                OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
 
     prepared = last_json(run_notebook("01_prepare.py", env))
-    assert prepared
+    assert Path(prepared["dataset"]).name == prepared["key"] and (Path(prepared["dataset"]) / "manifest.json").is_file()
+    assert prepared["labels"] == ["fresh", "rotten"]
+    assert prepared["rows"]["input"] == prepared["rows"]["used"] + prepared["rows"]["quarantined"] > 0
+    assert sum(prepared["splits"].values()) == prepared["rows"]["used"]
 
     trained = last_json(run_notebook("02_train.py", env))
     assert Path(trained["model_dir"]).is_dir()
 
     env["LAKEFINE_MODEL_URI"] = trained.get("registered_uri") or trained["model_uri"]
     evaluated = last_json(run_notebook("03_evaluate.py", env))
-    assert evaluated
+    # The same model on the same test split: the notebook's numbers are training's.
+    assert evaluated["rows"] == prepared["splits"]["test"]
+    for name in ("accuracy", "f1", "f1_macro"):
+        assert evaluated["metrics"][name] == pytest.approx(trained["metrics"][f"test_{name}"], abs=1e-9)
 
     env["LAKEFINE_MODEL_URI"] = trained["model_dir"]
     env["LAKEFINE_TEXTS"] = "a wonderful film | a dreadful mess"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from lakefine.handoff import PublishedDataset
+from lakefine.core.dataset import PublishedDataset
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 
@@ -75,7 +75,7 @@ def test_registered_model_predicts_exactly_what_evaluation_saw(smoke_run, smoke_
     local_root = smoke_root[0]
     import mlflow
 
-    from lakefine.predict import Predictor
+    from lakefine.serving.predictor import Predictor
 
     summary, _ = smoke_run
     mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")

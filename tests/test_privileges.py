@@ -26,9 +26,9 @@ from databricks.sdk.service.catalog import (
     SecurableType,
 )
 
-from lakefine.config import config_from_dict
-from lakefine.errors import PrivilegeError
-from lakefine.privileges import Requirement, check_privileges, preflight, required_privileges
+from lakefine.core.config import config_from_dict
+from lakefine.core.errors import PrivilegeError
+from lakefine.ops.privileges import Requirement, check_privileges, preflight, required_privileges
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, make_config
-from lakefine.config import config_from_dict
-from lakefine.errors import ConfigError
+from lakefine.core.config import config_from_dict
+from lakefine.core.errors import ConfigError
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 # A fresh fake token per test run: a hit can only come from this run.

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from conftest import make_config
-from lakefine.errors import ConfigError, DataError
-from lakefine.prepare import prepare
-from lakefine.sources import read_source, write_local_table
+from lakefine.core.errors import ConfigError, DataError
+from lakefine.prep.prepare import prepare
+from lakefine.prep.sources import read_source, write_local_table
 
 ROWS = [("a good film", "pos"), ("a bad film", "neg"), ("fine work", "pos"), ("dull", "neg")] * 10
 

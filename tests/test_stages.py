@@ -4,10 +4,11 @@ import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
-from lakefine.clean import mark_unusable, to_canonical, with_key
-from lakefine.config import LabelConfig, SourceConfig, SplitConfig
-from lakefine.labels import UNKNOWN_ID, LabelMap, apply_label_ids, sort_labels
-from lakefine.split import assign_split
+from lakefine.prep.clean import mark_unusable, to_canonical, with_key
+from lakefine.core.config import LabelConfig, SourceConfig, SplitConfig
+from lakefine.core.labels import UNKNOWN_ID, LabelMap, sort_labels
+from lakefine.prep.label_ids import apply_label_ids
+from lakefine.prep.split import assign_split
 
 
 def test_whitespace_is_normalised_and_labels_become_strings(spark):

@@ -12,15 +12,15 @@ import pytest
 
 from conftest import REPO
 from lakefine import pipeline
-from lakefine.config import load_config
-from lakefine.errors import ConfigError, DataError
-from lakefine.handoff import PublishedDataset
-from lakefine.predict import Predictor
+from lakefine.core.config import load_config
+from lakefine.core.errors import ConfigError, DataError
+from lakefine.core.dataset import PublishedDataset
+from lakefine.serving.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
 def staged(shared_root):
-    from lakefine.assets import stage_dataset
+    from lakefine.core.assets import stage_dataset
 
     for name in ("rt_sentiment_pairs", "trec_questions", "sms_spam"):
         stage_dataset(name, str(shared_root))
@@ -99,7 +99,7 @@ def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spar
 def test_context_is_truncated_and_the_question_never_is(tiny_model):
     from transformers import AutoTokenizer
 
-    from lakefine.seq2seq import encoder_inputs
+    from lakefine.serving.text2text import encoder_inputs
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     settings = {"question_prefix": "question: ", "context_prefix": "context: "}
@@ -112,7 +112,7 @@ def test_context_is_truncated_and_the_question_never_is(tiny_model):
 def test_label_padding_becomes_minus_100(tiny_model):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, DataCollatorForSeq2Seq
 
-    from lakefine.assets import TINY_T5, resolve_model
+    from lakefine.core.assets import TINY_T5, resolve_model
 
     t5 = resolve_model(TINY_T5)
     tokenizer = AutoTokenizer.from_pretrained(t5)
@@ -134,26 +134,46 @@ def test_encoder_decoder_warm_started_from_minilm(staged, local_root, spark):
     assert [p["answer"] for p in predictor.predict(test["text"], batch_size=64)] == saved["predicted"]
 
 
-def test_class_weights_come_from_the_spark_label_counts(staged, local_root, spark):
+def test_class_weights_come_from_the_spark_label_counts(staged, local_root, spark, tmp_path):
+    """The balanced weights are computed from the Spark label counts and really reach
+    the Trainer's loss: on one fixed batch the weighted loss is the weighted cross
+    entropy, and differs from the unweighted loss of the same model."""
     import torch
+    from transformers import set_seed
 
-    from lakefine.labels import LabelMap
-    from lakefine.train import _class_weighted_loss, class_weights
+    from lakefine.core.labels import LabelMap
+    from lakefine.training.classification import build_trainer, class_weights
 
-    counts = {"ham": {"train": 87}, "spam": {"train": 13}}
-    weights = class_weights(counts, LabelMap(("ham", "spam")))
-    assert weights == pytest.approx([100 / (2 * 87), 100 / (2 * 13)])
     config = config_of("sms_spam", "model.name_or_path=tiny-random-bert")
-    loss = _class_weighted_loss(config, {"data_card": {"label_counts": counts}}, LabelMap(("ham", "spam")))
-    logits, labels = torch.tensor([[2.0, -1.0], [0.5, 0.3]]), torch.tensor([1, 0])
-    expected = torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(weights))
-    assert loss({"logits": logits}, labels).item() == pytest.approx(expected.item())
+    assert config.train.class_weights == "balanced"
+    prepared = pipeline.prepare(config, spark)
+    label_counts = prepared.summary()["data_card"]["label_counts"]
+    spam_share = sum(label_counts["spam"].values()) / prepared.counts["used"]
+    assert prepared.counts["input"] == 5574 and 0.12 < spam_share < 0.14
+    ham, spam = label_counts["ham"]["train"], label_counts["spam"]["train"]
+    weights = class_weights(label_counts, LabelMap(("ham", "spam")))
+    assert weights == pytest.approx([(ham + spam) / (2 * ham), (ham + spam) / (2 * spam)])
 
-    summary = pipeline.run(config, spark)
-    label_counts = summary["prepare"]["data_card"]["label_counts"]
-    spam_share = sum(label_counts["spam"].values()) / summary["prepare"]["rows"]["used"]
-    assert summary["prepare"]["rows"]["input"] == 5574 and 0.12 < spam_share < 0.14
-    assert "test_f1_macro" in summary["train"]["metrics"]
+    def loss_on_a_fixed_batch(class_weighting: str):
+        set_seed(0)  # the same initial weights for both trainers
+        trainer, tokenized = build_trainer(config.model_copy(update={"train": config.train.model_copy(
+            update={"class_weights": class_weighting})}), prepared.dataset, tmp_path / class_weighting)
+        rows = tokenized["train"].select(range(32))
+        batch = trainer.data_collator([{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"],
+                                        "token_type_ids": r["token_type_ids"], "labels": r["label"]} for r in rows])
+        trainer.model.eval()
+        with torch.no_grad():
+            loss = trainer.compute_loss(trainer.model, dict(batch)).item()
+            logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        return loss, logits, batch["labels"]
+
+    weighted, logits, labels = loss_on_a_fixed_batch("balanced")
+    unweighted, same_logits, _ = loss_on_a_fixed_batch("none")
+    assert torch.equal(logits, same_logits) and 0 < int(labels.sum()) < len(labels)  # both classes in the batch
+    ce = torch.nn.functional.cross_entropy
+    assert weighted == pytest.approx(ce(logits, labels, weight=torch.tensor(weights)).item(), rel=1e-5)
+    assert unweighted == pytest.approx(ce(logits, labels).item(), rel=1e-5)
+    assert abs(weighted - unweighted) > 1e-3
 
 
 def hub_dir(tmp_path: Path, declared_size: int | None) -> Path:
@@ -172,7 +192,7 @@ def hub_dir(tmp_path: Path, declared_size: int | None) -> Path:
 
 
 def hub_config(directory: Path, *overrides):
-    from lakefine.config import config_from_dict
+    from lakefine.core.config import config_from_dict
 
     raw = {"name": "hub", "source": {"hub": {"name": str(directory), "split": "train"}},
            "model": {"name_or_path": "tiny-random-bert"}}
@@ -183,7 +203,7 @@ def hub_config(directory: Path, *overrides):
 
 
 def test_hub_dataset_is_size_checked_then_prepared(tmp_path, local_root, spark):
-    from lakefine.prepare import prepare
+    from lakefine.prep.prepare import prepare
 
     declared = hub_dir(tmp_path, declared_size=3_000)
     result = prepare(hub_config(declared), spark)
@@ -193,7 +213,7 @@ def test_hub_dataset_is_size_checked_then_prepared(tmp_path, local_root, spark):
 
 
 def test_hub_dataset_without_declared_size_follows_the_policy(tmp_path, local_root, spark):
-    from lakefine.prepare import prepare
+    from lakefine.prep.prepare import prepare
 
     undeclared = hub_dir(tmp_path, declared_size=None)
     with pytest.raises(DataError, match="does not state its download and dataset sizes.*unknown_size: warn"):

@@ -110,8 +110,8 @@ def test_bad_tracking_server_fails_before_any_work(local_root, bad_tracking_uri)
 
 
 def test_check_reachable_gives_up_on_a_silent_host_within_its_timeout():
-    from lakefine.errors import TrackingError
-    from lakefine.tracking import check_reachable
+    from lakefine.core.errors import TrackingError
+    from lakefine.tracking.client import check_reachable
 
     server = _SocketServer("silent")
     try:
@@ -128,8 +128,8 @@ def test_with_retry_waits_for_an_unreachable_server_then_gives_up(monkeypatch):
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from lakefine import tracking
-    from lakefine.errors import TrackingError
+    from lakefine.tracking import client as tracking
+    from lakefine.core.errors import TrackingError
 
     # A real refused request, as MLflow reports it (no client retries: fast).
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -2,12 +2,9 @@
 
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import run_job  # noqa: E402
-
-from lakefine import pipeline  # noqa: E402
+from lakefine import pipeline
+from lakefine.ops.jobs import run_job
 
 
 def step(config):

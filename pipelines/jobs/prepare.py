@@ -2,17 +2,13 @@
 
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import run_job  # noqa: E402
-
-from lakefine import pipeline  # noqa: E402
+from lakefine import pipeline
+from lakefine.ops.jobs import run_job
+from lakefine.ops.privileges import preflight
 
 
 def step(config):
-    from lakefine.privileges import preflight
-
     preflight(config)
     print(json.dumps(pipeline.prepare(config).summary(), indent=2, default=str))
 

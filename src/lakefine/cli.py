@@ -1,4 +1,4 @@
-"""``lakefine run|prepare|train|predict|stage-data``: parse, call lakefine.pipeline, exit.
+"""``lakefine run|prepare|train|predict|stage-data|schema``: parse, call lakefine.pipeline, exit.
 
 A LakefineError prints its message (no traceback) and exits 2; ``--json`` prints a
 machine-readable summary on stdout (progress goes to stderr).
@@ -12,6 +12,12 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from lakefine import pipeline
+from lakefine.core.assets import stage_dataset
+from lakefine.core.config import load_config, pipeline_json_schema
+from lakefine.core.errors import ConfigError, LakefineError
+from lakefine.core.metrics import headline
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,12 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     stage = commands.add_parser("stage-data", help="copy a bundled real dataset into the local volume")
     stage.add_argument("names", nargs="+")
     stage.add_argument("--local-root")
+    commands.add_parser("schema", help="print the JSON Schema of a pipeline YAML (for editors' YAML language servers)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lakefine.errors import LakefineError
-
     args = _parser().parse_args(argv)
     if getattr(args, "local_root", None):
         os.environ["LAKEFINE_LOCAL_ROOT"] = str(Path(args.local_root).absolute())
@@ -58,20 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lakefine: interrupted", file=sys.stderr)
         return 130
-    if getattr(args, "json", False):
+    if getattr(args, "json", False) or args.command == "schema":
         print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
 def _dispatch(args) -> dict:
-    from lakefine import pipeline
-    from lakefine.config import load_config
-
+    if args.command == "schema":
+        return pipeline_json_schema()
     if args.command == "predict":
         return _predict(args)
     if args.command == "stage-data":
-        from lakefine.assets import stage_dataset
-
         staged = {name: str(stage_dataset(name)) for name in args.names}
         for name, path in staged.items():
             print(f"{name}: {path}", file=sys.stderr)
@@ -84,21 +86,14 @@ def _dispatch(args) -> dict:
     summary = pipeline.run(config, fresh=args.fresh)
     model = summary["train"].get("registered_uri") or summary["train"]["model_dir"]
     print(f"\nDone in {summary['wall_seconds']:.0f} s. Test metrics: "
-          + headline_metrics(summary["train"]["metrics"])
+          + headline(summary["train"]["metrics"])
           + f"\nModel: {summary['train']['model_dir']}\nPredict: lakefine predict '{model}' \"some text\"",
           file=sys.stderr)
     return summary
 
 
-def headline_metrics(metrics: dict) -> str:
-    keys = ("accuracy", "f1", "f1_macro", "f1_micro", "exact_match")
-    return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
-                     if k.startswith("test_") and k.removeprefix("test_") in keys)
-
-
 def _predict(args) -> dict:
-    from lakefine.errors import ConfigError
-    from lakefine.predict import Predictor
+    from lakefine.serving.predictor import Predictor  # torch, only for this command
 
     texts = list(args.texts)
     if args.file:

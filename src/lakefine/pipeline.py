@@ -1,16 +1,28 @@
 """The one entry point every caller uses: the CLI, the bundle's job scripts and the
-notebooks call these functions and nothing else."""
+notebooks call these functions and nothing else.
+
+It sits above both sides and imports each of them inside the function that needs it:
+``prepare`` must not load torch (a CPU cluster, and seconds of imports) and ``train``
+must not load pyspark (the GPU node only trains).
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
-from lakefine import handoff, paths
-from lakefine.config import PipelineConfig
-from lakefine.errors import HandoffError, Preempted
-from lakefine.log import say
+from lakefine.core import paths
+from lakefine.core.config import PipelineConfig
+from lakefine.core.dataset import PublishedDataset, latest_published
+from lakefine.core.errors import HandoffError, Preempted
+from lakefine.core.labels import LabelMap
+from lakefine.core.log import say
+from lakefine.core.metrics import headline, single_label_scores
+from lakefine.core.session import configure_hf_caches
+from lakefine.tracking import client as tracking_client
+from lakefine.tracking.registry import ALIAS, registered_name
 
 
 @dataclass
@@ -29,94 +41,85 @@ class TrainResult:
 
 def prepare(config: PipelineConfig, spark=None, df=None):
     """Spark side: source -> published dataset. ``df`` overrides the configured source."""
-    from lakefine.session import configure_hf_caches
-
     configure_hf_caches(config.runtime.volume)
-    from lakefine.prepare import prepare as prepare_in_spark
+    from lakefine.prep.prepare import prepare as prepare_in_spark  # the Spark side: see the docstring
 
     return prepare_in_spark(config, spark=spark, df=df)
 
 
-def published_dataset(config: PipelineConfig, dataset: Optional[str] = None) -> handoff.PublishedDataset:
+def published_dataset(config: PipelineConfig, dataset: Optional[str] = None) -> PublishedDataset:
     if dataset:
-        return handoff.PublishedDataset.open(dataset)
-    from lakefine.prepare import datasets_root
-
-    latest = handoff.latest_published(datasets_root(config))
+        return PublishedDataset.open(dataset)
+    root = paths.datasets_root(config.runtime.volume, config.name, config.runtime.local_root)
+    latest = latest_published(root)
     if latest is None:
-        raise HandoffError(
-            f"no prepared dataset for pipeline {config.name!r} under {datasets_root(config)};"
-            " run `lakefine prepare` first"
-        )
+        raise HandoffError(f"no prepared dataset for pipeline {config.name!r} under {root}; run `lakefine prepare` first")
     return latest
 
 
-def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDataset] = None,
+def train(config: PipelineConfig, dataset: Optional[str | PublishedDataset] = None,
           fresh: bool = False) -> TrainResult:
     """Training side: published dataset -> fine-tuned model, tracked and registered.
 
     A rerun of an interrupted training (same config and data, run not finished)
     resumes from the newest complete checkpoint into the same MLflow run;
     ``fresh=True`` starts over."""
-    from lakefine.session import configure_hf_caches
-
     configure_hf_caches(config.runtime.volume)
+    # The training side (torch, transformers, mlflow): see the module docstring.
     import mlflow
 
-    from lakefine import checkpoints, tracking
-    from lakefine.train import fit
+    from lakefine.serving.mlflow_model import log_and_register_model
+    from lakefine.tracking import runs
+    from lakefine.training import checkpoints
+    from lakefine.training.callbacks import MirrorCheckpoints, MlflowMetrics
+    from lakefine.training.tasks import fit
 
-    published = dataset if isinstance(dataset, handoff.PublishedDataset) else published_dataset(config, dataset)
-    experiment_id = tracking.setup(config)
+    published = dataset if isinstance(dataset, PublishedDataset) else published_dataset(config, dataset)
+    experiment_id = tracking_client.setup(config)
     attempt = checkpoints.attempt_key(config.flat_params(), published.key)
     local_dir = paths.scratch_dir(config.runtime.working_dir, f"checkpoints/{config.name}/{attempt}")
     volume_dir = paths.resolve(f"{config.runtime.volume}/checkpoints/{config.name}/{attempt}",
                                config.runtime.local_root)
-    unfinished = None if fresh else tracking.find_unfinished_run(experiment_id, attempt)
+    unfinished = None if fresh else runs.find_unfinished_run(experiment_id, attempt)
     resume_from = checkpoints.newest_complete(local_dir, volume_dir) if unfinished else None
     if resume_from is None:
         checkpoints.wipe(local_dir, volume_dir)  # nothing to resume: no stale state either
         local_dir.mkdir(parents=True, exist_ok=True)
     run_id = unfinished.info.run_id if unfinished and resume_from else None
 
-    with tracking.started_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
-                              run_name=None if run_id else config.name,
-                              tags=None if run_id else {tracking.ATTEMPT_TAG: attempt}) as run:
+    with runs.started_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
+                          run_name=None if run_id else config.name,
+                          tags=None if run_id else {runs.ATTEMPT_TAG: attempt}) as run:
         run_id = run.info.run_id
         say(f"train: MLflow run {run_id} in experiment {config.experiment_name} ({mlflow.get_tracking_uri()})"
             + (f", resuming from {resume_from.name}" if resume_from else ""))
-        logged_until = tracking.last_logged_step(run_id) if resume_from else 0
+        logged_until = runs.last_logged_step(run_id) if resume_from else 0
         if not resume_from:
-            tracking.log_run_inputs(config, published.manifest)
+            runs.log_run_inputs(config, published.manifest)
         mlflow.set_tag("lakefine.resumed_from_step", checkpoints.step_of(resume_from) if resume_from else 0)
         model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}",
                                   config.runtime.local_root)
         try:
-            if config.train.num_processes > 1:  # DDP through Spark's TorchDistributor
-                from lakefine.distributed import train_distributed
-
-                result = train_distributed(config, published.path, config.train.num_processes,
-                                           output_dir=local_dir, model_dir=model_dir, resume_from=resume_from,
-                                           run_id=run_id, logged_until=logged_until, volume_dir=volume_dir)
+            if config.train.num_processes > 1:
+                result = _train_distributed(config, published, local_dir, model_dir, resume_from, run_id,
+                                            logged_until, volume_dir)
             else:
                 result = fit(config, published, local_dir, resume_from=resume_from,
-                             callbacks=[tracking.metrics_callback(logged_until), checkpoints.mirror_callback(volume_dir)])
+                             callbacks=[MlflowMetrics(logged_until), MirrorCheckpoints(volume_dir)])
         except Preempted:
             checkpoints.mirror_newest(local_dir, volume_dir)
             mlflow.end_run(status="KILLED")
             raise
-        tracking.with_retry("log the final metrics", mlflow.log_metrics, result.metrics)
+        tracking_client.with_retry("log the final metrics", mlflow.log_metrics, result.metrics)
         if config.train.num_processes <= 1:  # distributed: rank 0 has saved it, once
             result.model.save_pretrained(model_dir)
             result.tokenizer.save_pretrained(model_dir)
-        tracking.log_test_predictions(result.test_predictions)
+        runs.log_test_predictions(result.test_predictions)
         stage = time.perf_counter()
-        registration = tracking.log_and_register_model(config, result, model_dir)
+        registration = log_and_register_model(config, result, model_dir)
         result.timings["log_model"] = time.perf_counter() - stage
     checkpoints.wipe(local_dir, volume_dir)  # finished: the model is saved and registered
-    from lakefine.cli import headline_metrics
-
-    say(f"train: test {headline_metrics(result.metrics) or '(no test split)'}, "
+    say(f"train: test {headline(result.metrics) or '(no test split)'}, "
         f"model saved to {model_dir}, registered as {registration.get('registered_uri')}")
     return TrainResult(run_id, str(model_dir), result.metrics, registration, result.timings,
                        resumed_from_step=checkpoints.step_of(resume_from) if resume_from else 0)
@@ -125,37 +128,40 @@ def train(config: PipelineConfig, dataset: Optional[str | handoff.PublishedDatas
 def run(config: PipelineConfig, spark=None, df=None, fresh: bool = False) -> dict:
     """Prepare then train. The tracking store is checked first, so an unreachable
     server fails in seconds, before any Spark work."""
-    from lakefine import tracking
-
     started = time.perf_counter()
-    tracking.setup(config)
+    tracking_client.setup(config)
     prepared = prepare(config, spark=spark, df=df)
     trained = train(config, prepared.dataset, fresh=fresh)
     return {"prepare": prepared.summary(), "train": trained.summary(),
             "prepare_timings": prepared.timings, "wall_seconds": time.perf_counter() - started}
 
 
+def _train_distributed(config: PipelineConfig, published: PublishedDataset, local_dir: Path, model_dir: Path,
+                       resume_from: Optional[Path], run_id: str, logged_until: int, volume_dir: Path):
+    """DDP through Spark's TorchDistributor: the launcher needs the Spark session,
+    which this entry point (not the training side) builds."""
+    from lakefine.prep.session import get_spark
+    from lakefine.training.distributed import train_distributed
+
+    return train_distributed(config, published.path, config.train.num_processes, output_dir=local_dir,
+                             model_dir=model_dir, resume_from=resume_from, run_id=run_id,
+                             logged_until=logged_until, volume_dir=volume_dir,
+                             spark=get_spark(config.runtime.spark_master))
+
+
 def evaluate(config: PipelineConfig, model_uri: Optional[str] = None, dataset: Optional[str] = None) -> dict:
     """Score a model (default: the registered ``challenger``) on the published test split."""
-    import numpy as np
-    from sklearn.metrics import accuracy_score, f1_score
+    from lakefine.serving.predictor import Predictor  # torch: see the module docstring
 
-    from lakefine import tracking
-    from lakefine.predict import Predictor
-
-    tracking.setup(config)
-    uri = model_uri or f"models:/{tracking.registered_name(config)}@{tracking.ALIAS}"
-    test = published_dataset(config, dataset).load().get("test")
+    tracking_client.setup(config)
+    uri = model_uri or f"models:/{registered_name(config)}@{ALIAS}"
+    published = published_dataset(config, dataset)
+    test = published.load().get("test")
     if test is None or len(test) == 0:
         raise HandoffError(f"pipeline {config.name!r}: the published dataset has no test split; set split.test > 0")
+    label_map = LabelMap.from_json(published.manifest["label_map"])
     pairs = test["text_pair"] if "text_pair" in test.column_names else None
     predicted = [p["label_id"] for p in Predictor.load(uri).predict(test["text"], pairs)]
-    labels = np.array(test["label"])
-    average = "binary" if len(set(labels) | set(predicted)) <= 2 else "macro"
-    metrics = {
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "f1": float(f1_score(labels, predicted, average=average, zero_division=0)),
-        "f1_macro": float(f1_score(labels, predicted, average="macro", zero_division=0)),
-    }
-    say(f"evaluate: {uri} on {len(labels):,} test rows: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return {"model_uri": uri, "rows": len(labels), "metrics": metrics}
+    metrics = single_label_scores(test["label"], predicted, len(label_map.labels))
+    say(f"evaluate: {uri} on {len(test):,} test rows: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return {"model_uri": uri, "rows": len(test), "metrics": metrics}

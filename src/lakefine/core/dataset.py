@@ -1,0 +1,137 @@
+"""The published dataset: what the Spark side hands to the training side.
+
+A directory named by its cache key holding Arrow shards and ``manifest.json``
+(written last, so a directory without one is never read). The rows are ordered by
+(split, row_hash); each split is a contiguous range of that order, so loading a split
+is a zero-copy ``select``. This module reads, finds and prunes published versions;
+writing them is ``lakefine.prep.publish``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from lakefine.core.errors import HandoffError
+
+# The published order of the splits: row order, manifest ranges, split ranks.
+SPLITS = ("train", "validation", "test")
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def cache_key(parts: dict) -> str:
+    """A short, stable digest of everything that decides the published rows."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class PublishedDataset:
+    path: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, path: str | Path) -> "PublishedDataset":
+        path = Path(path)
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise HandoffError(
+                f"{path} is not a complete published dataset (no {MANIFEST}); run `lakefine prepare`"
+            )
+        manifest = json.loads(manifest_path.read_text())
+        missing = [f for f in manifest["files"] if not (path / f).is_file()]
+        if missing:
+            raise HandoffError(f"{path}: manifest lists files that are gone: {missing[:3]}; run `lakefine prepare` again")
+        return cls(path, manifest)
+
+    @property
+    def key(self) -> str:
+        return self.manifest["key"]
+
+    @property
+    def split_rows(self) -> dict[str, int]:
+        return {name: end - start for name, (start, end) in self.manifest["splits"].items()}
+
+    def load(self):
+        """A DatasetDict over the published Arrow files (memory-mapped, zero copy)."""
+        from datasets import Dataset, DatasetDict, concatenate_datasets
+
+        shards = [Dataset.from_file(str(self.path / f)) for f in self.manifest["files"]]
+        full = concatenate_datasets(shards) if len(shards) > 1 else shards[0]
+        return DatasetDict({
+            name: full.select(range(start, end))
+            for name, (start, end) in self.manifest["splits"].items()
+            if end > start
+        })
+
+
+def find_published(root: Path, key: str) -> Optional[PublishedDataset]:
+    candidate = root / key
+    if (candidate / MANIFEST).is_file():
+        return PublishedDataset.open(candidate)
+    return None
+
+
+def latest_published(root: Path) -> Optional[PublishedDataset]:
+    complete = _complete_manifests(root)
+    if not complete:
+        return None
+    newest = max(complete, key=lambda p: json.loads(p.read_text())["published_at"])
+    return PublishedDataset.open(newest.parent)
+
+
+def _complete_manifests(root: Path) -> list[Path]:
+    """Manifests of published versions; a hidden ``.staging-*`` directory may hold a
+    manifest too (killed before its rename) and is never a published version."""
+    if not root.is_dir():
+        return []
+    return [p for p in root.glob("*/" + MANIFEST) if not p.parent.name.startswith(".")]
+
+
+def complete_versions(root: Path) -> list[PublishedDataset]:
+    """Every complete published version under ``root``, newest first."""
+    found = [PublishedDataset.open(p.parent) for p in _complete_manifests(root)]
+    return sorted(found, key=lambda d: d.manifest["published_at"], reverse=True)
+
+
+def prune_versions(root: Path, keep: int) -> list[Path]:
+    """Remove all but the ``keep`` newest complete versions, and abandoned staging dirs."""
+    removed = []
+    complete = sorted(
+        (p.parent for p in _complete_manifests(root)),
+        key=lambda d: json.loads((d / MANIFEST).read_text())["published_at"],
+        reverse=True,
+    )
+    for stale in complete[keep:]:
+        shutil.rmtree(stale, ignore_errors=True)
+        removed.append(stale)
+    for partial in root.glob(".staging-*"):
+        # Another process may be publishing right now: only sweep old leftovers.
+        if time.time() - partial.stat().st_mtime > 6 * 3600:
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
+    return removed
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def split_ranges(split_rows: dict[str, int]) -> dict[str, list[int]]:
+    """``{split: [start, end)}`` in the published order, from the rows per split."""
+    ranges, start = {}, 0
+    for name in SPLITS:
+        rows = split_rows.get(name, 0)
+        ranges[name] = [start, start + rows]
+        start += rows
+    return ranges

@@ -1,0 +1,33 @@
+"""What a model directory says about itself, read from its files (no torch): the
+tokenizer's fingerprint for cache keys, the longest input it takes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "tokenizer_config.json",
+                   "special_tokens_map.json")
+
+
+def tokenizer_fingerprint(model_dir: str) -> str:
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        return model_dir  # a hub id: its name is all we know without downloading it
+    digest = hashlib.sha256()
+    for name in TOKENIZER_FILES:
+        if (directory / name).is_file():
+            digest.update(name.encode() + (directory / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_max_length(model_dir: str) -> int:
+    directory = Path(model_dir)
+    for name, field_name in (("config.json", "max_position_embeddings"),
+                             ("tokenizer_config.json", "model_max_length")):
+        if (directory / name).is_file():
+            value = json.loads((directory / name).read_text()).get(field_name)
+            if isinstance(value, int) and 0 < value < 1_000_000:
+                return value
+    return 512

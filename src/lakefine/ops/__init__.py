@@ -1,0 +1,2 @@
+"""Operations on Databricks: Unity Catalog privilege preflight (``privileges``) and
+the bundle's job-task helpers (``jobs``)."""

@@ -1,0 +1,39 @@
+"""The bundle's job tasks share this: parse the pipeline file plus the catalog /
+schema / volume the bundle target passes in, run one step, turn a LakefineError into
+one clear line and a failed task (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from lakefine.core.config import PipelineConfig, load_config
+from lakefine.core.errors import LakefineError
+
+
+def parse(argv=None) -> PipelineConfig:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pipeline", required=True, help="pipeline YAML (relative to the bundle root)")
+    parser.add_argument("--catalog")
+    parser.add_argument("--schema")
+    parser.add_argument("--volume", help="volume name inside catalog.schema")
+    parser.add_argument("--registered-model", help="catalog.schema.model in Unity Catalog")
+    parser.add_argument("overrides", nargs="*", help="section.key=value")
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    if args.catalog and args.schema and args.volume:
+        overrides.append(f"runtime.volume=/Volumes/{args.catalog}/{args.schema}/{args.volume}")
+    if args.registered_model:
+        overrides.append(f"tracking.registered_model={args.registered_model}")
+    return load_config(args.pipeline, overrides)
+
+
+def run_job(step: Callable[[PipelineConfig], object], argv=None) -> int:
+    """Run ``step(config)``; a LakefineError is one clear line and a failed task."""
+    try:
+        step(parse(argv))
+    except LakefineError as exc:
+        print(f"lakefine: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0

@@ -1,0 +1,454 @@
+"""Preparation, start to publish: read -> clean -> split -> labels -> data card ->
+handoff. The stages are pure DataFrame functions; this module does the I/O around
+them and reports the counts (input rows = used + quarantined, always).
+
+``prepare`` reads top to bottom along the seams: usable rows, counts and the label
+policy, the dataset key (a cache hit stops here), the data card, then publishing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from datasets import ClassLabel, Features, List, Value
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakefine.core import assets, paths
+from lakefine.core.config import PipelineConfig
+from lakefine.core.dataset import (
+    FORMAT_VERSION,
+    SPLITS,
+    PublishedDataset,
+    cache_key,
+    complete_versions,
+    find_published,
+    prune_versions,
+)
+from lakefine.core.errors import DataError, TrainingError
+from lakefine.core.labels import LabelMap, case_variants
+from lakefine.core.log import first_line, say
+from lakefine.core.model_files import model_max_length, tokenizer_fingerprint
+from lakefine.core.session import session_kind
+from lakefine.prep import datacard
+from lakefine.prep.clean import mark_unusable, to_canonical, with_key
+from lakefine.prep.label_ids import apply_label_ids, apply_multi_hot
+from lakefine.prep.publish import publish
+from lakefine.prep.session import get_spark
+from lakefine.prep.sources import read_source, require_columns
+from lakefine.prep.split import assign_split
+from lakefine.prep.versions import source_version
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    dataset: PublishedDataset
+    label_map: Optional[LabelMap]  # None for seq2seq
+    counts: dict  # input, used, quarantined, by_reason
+    cache_hit: bool
+    quarantine_path: Optional[str] = None
+    timings: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "dataset": str(self.dataset.path),
+            "key": self.dataset.key,
+            "cache_hit": self.cache_hit,
+            "rows": self.counts,
+            "splits": self.dataset.split_rows,
+            "labels": list(self.label_map.labels) if self.label_map else [],
+            "max_length": self.dataset.manifest["max_length"],
+            "quarantine": self.quarantine_path,
+            "data_card": self.dataset.manifest["data_card"],
+        }
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """The rows after the label policy: the map, every row with its final ``reason``,
+    the usable rows with ``label_id``, and the counts the data card reports."""
+
+    label_map: Optional[LabelMap]
+    rows: DataFrame
+    used: DataFrame
+    split_rows: dict[str, int]
+    label_counts: dict
+
+
+@contextmanager
+def timed(timings: dict, name: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - started
+
+
+def datasets_root(config: PipelineConfig) -> Path:
+    return paths.datasets_root(config.runtime.volume, config.name, config.runtime.local_root)
+
+
+def prepare(config: PipelineConfig, spark=None, df: Optional[DataFrame] = None) -> PrepareResult:
+    """Run preparation. ``df`` replaces the configured source (notebooks pass one)."""
+    timings: dict[str, float] = {}
+    model_dir = usable_model_dir(config)  # a wrong model path fails before any Spark work
+    with timed(timings, "spark_start"):
+        spark = spark or get_spark(config.runtime.spark_master)
+
+    # Fast path: an unchanged source version (Delta history, file listing) with the
+    # same settings was published already: no Spark job at all.
+    source_key = None if df is not None else _source_key(config, spark, model_dir)
+    if source_key and (known := _published_for_source(config, source_key)):
+        say(f"prepare: cache hit {known.path} (source version unchanged, no Spark job)")
+        return _result_from_manifest(known, timings)
+
+    stage = time.perf_counter()
+    raw = df if df is not None else read_source(spark, config.source, config.runtime)
+    rows = usable_rows(config, raw).persist()
+    try:
+        result = _prepare_rows(config, spark, rows, timings, model_dir, source_key)
+    finally:
+        rows.unpersist()
+    timings["prepare_total"] = time.perf_counter() - stage
+    return dataclasses.replace(result, timings=timings)
+
+
+def usable_rows(config: PipelineConfig, raw: DataFrame) -> DataFrame:
+    """Canonical columns, a ``reason`` for every unusable row, the key and the split."""
+    src = config.source
+    require_columns(raw, {
+        "source.text_column": src.text_column,
+        "source.text_pair_column": src.text_pair_column,
+        "source.label_column": src.label_column,
+        "source.id_column": src.id_column,
+    }, arrays_ok=("source.label_column",) if config.task == "multi_label" else ())
+    rows = assign_split(with_key(mark_unusable(to_canonical(raw, src, config.task), config.labels)), config.split)
+    if src.deduplicate:
+        rows = _quarantine_duplicates(rows)
+    return _quarantine_conflicts(rows)
+
+
+def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict, model_dir: str,
+                  source_key: Optional[str]) -> PrepareResult:
+    with timed(timings, "discover_labels"):
+        input_rows, usable_counts, by_reason = count_rows(config, rows)
+        labelled = apply_label_policy(config, rows, usable_counts, by_reason)  # adds its reasons
+    counts = {
+        "input": input_rows,
+        "used": input_rows - sum(by_reason.values()),
+        "quarantined": sum(by_reason.values()),
+        "by_reason": dict(sorted(by_reason.items())),
+    }
+    with timed(timings, "cache_key"):
+        key = cache_key({
+            **_settings(config, model_dir),
+            "data": _content_digest(labelled.used),
+            "labels": labelled.label_map.fingerprint if labelled.label_map else None,
+        })
+    root = datasets_root(config)
+    quarantine_dir = paths.resolve(f"{config.runtime.volume}/quarantine/{config.name}/{key}",
+                                   config.runtime.local_root)
+    quarantine = str(quarantine_dir) if counts["quarantined"] else None
+    if (existing := find_published(root, key)) is not None:
+        say(f"prepare: cache hit {existing.path} ({counts['used']:,} rows, data unchanged)")
+        return PrepareResult(existing, labelled.label_map, counts, True, quarantine)
+
+    with timed(timings, "data_card"):
+        card, lengths = build_data_card(config, labelled, counts, model_dir)
+    say(f"prepare: {counts['input']:,} rows in, {counts['used']:,} used, {counts['quarantined']:,}"
+        f" quarantined {counts['by_reason'] or ''}; labels {_shown(labelled.label_map)};"
+        f" tokens p50/p99/max {card['token_lengths']['p50']}/{card['token_lengths']['p99']}"
+        f"/{card['token_lengths']['p100']} -> max_length {lengths['max_length']}"
+        f" ({card['truncated_rows']:,} training texts longer: truncated)")
+
+    with timed(timings, "handoff"):
+        if quarantine:
+            labelled.rows.where(F.col("reason").isNotNull()).drop("key").write.mode("overwrite").parquet(quarantine)
+        published, method = _publish(config, spark, labelled, key, root, {
+            "quarantine": quarantine, "pipeline": config.name, "task": config.task,
+            "label_map": labelled.label_map.to_json() if labelled.label_map else None,
+            **lengths, "model_dir": model_dir, "data_card": card, "source_key": source_key,
+        })
+        prune_versions(root, config.runtime.keep_versions)
+    say(f"prepare: published {published.path} ({published.split_rows}) via {method}"
+        f" in {timings['handoff']:.1f} s")
+    return PrepareResult(published, labelled.label_map, counts, False, quarantine)
+
+
+# ---------------------------------------------------------------- counts and policy
+
+
+def count_rows(config: PipelineConfig, rows: DataFrame) -> tuple[int, dict, dict]:
+    """One groupBy gives the label discovery, the per-split counts and the reasons:
+    input rows, ``{label: {split: rows}}`` of usable rows, ``{reason: rows}``."""
+    grouped = rows.groupBy("reason", "label", "split").count().collect()
+    by_reason: dict[str, int] = {}
+    usable_counts: dict[str, dict[str, int]] = {}
+    for row in grouped:
+        if row["reason"]:
+            by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["count"]
+        else:
+            usable_counts.setdefault(row["label"], {})[row["split"]] = row["count"]
+    if not grouped:
+        where = f" after source.where {config.source.where!r}" if config.source.where else ""
+        raise DataError(f"{_where(config)}: the source has no rows{where}; check that the table or"
+                        " files hold data (and source.where, if set)")
+    # Class names only: a seq2seq target ("Paris" / "paris") is free text.
+    if config.task != "seq2seq" and config.labels.case == "exact" and (variants := case_variants(usable_counts)):
+        shown = "; ".join(" vs ".join(repr(label) for label in group) for group in variants[:5])
+        raise DataError(
+            f"{_where(config)}: labels that differ only in case or spaces would become separate"
+            f" classes: {shown}. Set labels.case: normalize to merge them, or fix the values in"
+            f" column {config.source.label_column!r}"
+        )
+    return sum(row["count"] for row in grouped), usable_counts, by_reason
+
+
+def apply_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: dict, by_reason: dict) -> Labelled:
+    """The label map for the task, and ``label_id`` on the usable rows."""
+    if config.task in ("classification", "pair_classification"):
+        label_map, rows, split_rows, label_card = _single_label_policy(config, rows, usable_counts, by_reason)
+        return Labelled(label_map, rows, apply_label_ids(rows.where(F.col("reason").isNull()), label_map),
+                        split_rows, label_card)
+    if config.task == "multi_label":
+        label_map, split_rows, label_card = _multi_label_policy(config, rows, usable_counts, by_reason)
+        return Labelled(label_map, rows, apply_multi_hot(rows.where(F.col("reason").isNull()), label_map),
+                        split_rows, label_card)
+    # seq2seq: the label is the target text, there is no label map
+    split_rows = _split_rows(usable_counts)
+    if split_rows["train"] == 0:
+        datacard.check_usable({}, _where(config), by_reason)
+    return Labelled(None, rows, rows.where(F.col("reason").isNull()), split_rows, {})
+
+
+def _split_rows(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    return {split: sum(c.get(split, 0) for c in counts.values()) for split in SPLITS}
+
+
+def _single_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: dict, by_reason: dict):
+    """Rare classes and classes absent from train cannot be learned: quarantine them."""
+    rare = {label for label, c in usable_counts.items() if sum(c.values()) < config.labels.min_count}
+    not_in_train = {label for label, c in usable_counts.items() if not c.get("train")} - rare
+    kept = {label: c for label, c in usable_counts.items() if label not in rare | not_in_train}
+    for reason, labels in (("rare_label", rare), ("label_not_in_train", not_in_train)):
+        if labels:
+            by_reason[reason] = sum(sum(usable_counts[label].values()) for label in labels)
+    datacard.check_usable(kept, _where(config), by_reason)
+    label_map = LabelMap.from_labels(kept)
+    reason = F.col("reason")
+    if rare:
+        reason = F.when(reason.isNull() & F.col("label").isin(sorted(rare)), "rare_label").otherwise(reason)
+    if not_in_train:
+        reason = F.when(reason.isNull() & F.col("label").isin(sorted(not_in_train)),
+                        "label_not_in_train").otherwise(reason)
+    card = {label: kept[label] for label in label_map.labels}
+    return label_map, rows.withColumn("reason", reason), _split_rows(kept), card
+
+
+def _multi_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: dict, by_reason: dict):
+    """Labels are discovered over the exploded label sets. A label seen in fewer than
+    labels.min_count rows, or in no training row, is left out of the label map (the
+    rows keep their other labels): a row is never lost for one rare label."""
+    exploded = (rows.where(F.col("reason").isNull())
+                .select(F.explode("labels").alias("label"), "split")
+                .groupBy("label", "split").count().collect())
+    per_label: dict[str, dict[str, int]] = {}
+    for row in exploded:
+        per_label.setdefault(row["label"], {})[row["split"]] = row["count"]
+    kept = {label: c for label, c in per_label.items()
+            if sum(c.values()) >= config.labels.min_count and c.get("train")}
+    dropped = sorted(set(per_label) - set(kept))
+    if dropped:
+        say(f"prepare: labels left out of the map (rare or not in train): {dropped[:10]}")
+    datacard.check_usable(kept, _where(config), by_reason)
+    label_map = LabelMap.from_labels(kept)
+    return label_map, _split_rows(usable_counts), {label: kept[label] for label in label_map.labels}
+
+
+def _quarantine_duplicates(rows: DataFrame) -> DataFrame:
+    """source.deduplicate: keep the first of identical (key, label) rows, quarantine the rest."""
+    order = Window.partitionBy("key", "label").orderBy("text")
+    usable = F.col("reason").isNull()
+    return (rows.withColumn("_n", F.when(usable, F.row_number().over(order)))
+            .withColumn("reason", F.when(usable & (F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("reason")))
+            .drop("_n"))
+
+
+def _quarantine_conflicts(rows: DataFrame) -> DataFrame:
+    """The same key with two different labels cannot be learned: quarantine all of them."""
+    labels_per_key = F.size(F.collect_set("label").over(Window.partitionBy("key")))
+    usable = F.col("reason").isNull()
+    return rows.withColumn(
+        "reason",
+        F.when(usable & (labels_per_key > 1), F.lit("conflicting_labels")).otherwise(F.col("reason")),
+    )
+
+
+# ---------------------------------------------------------------- the dataset key
+
+
+def _settings(config: PipelineConfig, model_dir: str) -> dict:
+    """Everything besides the data that decides the published rows."""
+    return {
+        "format": FORMAT_VERSION,
+        "task": config.task,
+        "split": config.split.model_dump(),
+        "label_policy": config.labels.model_dump(),
+        "tokenizer": tokenizer_fingerprint(model_dir),
+        "max_length": config.model.max_length,
+        "seq2seq": config.seq2seq.model_dump() if config.task == "seq2seq" else None,
+    }
+
+
+def _content_digest(df: DataFrame) -> list:
+    """Row count plus an order-independent sum of row hashes: changes when any row does."""
+    columns = [c for c in ("text", "text_pair", "label", "label_id", "split") if c in df.columns]
+    row = df.agg(
+        F.count("*").alias("rows"),
+        F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("hash_sum"),
+    ).first()
+    return [int(row["rows"]), str(row["hash_sum"])]
+
+
+def _source_key(config: PipelineConfig, spark, model_dir: str) -> Optional[str]:
+    version = source_version(spark, config.source, config.runtime)
+    if version is None:
+        return None
+    return cache_key({**_settings(config, model_dir), "source": config.source.model_dump(), "version": version})
+
+
+def _published_for_source(config: PipelineConfig, source_key: str) -> Optional[PublishedDataset]:
+    for candidate in complete_versions(datasets_root(config)):
+        if candidate.manifest.get("source_key") == source_key:
+            return candidate
+    return None
+
+
+def _result_from_manifest(published: PublishedDataset, timings: dict) -> PrepareResult:
+    manifest = published.manifest
+    label_map = LabelMap.from_json(manifest["label_map"]) if manifest.get("label_map") else None
+    rows = manifest["data_card"]["rows"]
+    return PrepareResult(published, label_map, rows, True, manifest.get("quarantine"), timings)
+
+
+# ---------------------------------------------------------------- data card
+
+
+def build_data_card(config: PipelineConfig, labelled: Labelled, counts: dict, model_dir: str) -> tuple[dict, dict]:
+    """The data card and the lengths it decides: ``max_length`` (and for seq2seq
+    ``target_max_length``)."""
+    used = labelled.used
+    histogram, scale = datacard.length_histogram(used, model_dir, config.split.seed)
+    percentiles = datacard.percentiles_from_histogram(histogram)
+    extra = _prefix_tokens(config, model_dir)
+    max_length = (config.model.max_length if config.model.max_length != "auto"
+                  else datacard.choose_max_length({"p99": percentiles["p99"] + extra}, model_max_length(model_dir)))
+    card = {
+        "rows": counts,
+        "label_counts": labelled.label_counts,
+        "token_lengths": percentiles,
+        # training texts longer than max_length: kept, and cut to max_length when tokenized
+        "truncated_rows": datacard.rows_longer_than(histogram, max_length - extra, scale),
+        **datacard.duplicate_stats(used),
+    }
+    target_max_length = None
+    if config.task == "seq2seq":
+        targets, _ = datacard.length_histogram(used.select(F.col("label").alias("text"), "split"),
+                                               model_dir, config.split.seed)
+        card["target_token_lengths"] = datacard.percentiles_from_histogram(targets)
+        target_max_length = min(config.seq2seq.max_target_length,
+                                datacard.choose_max_length(card["target_token_lengths"], model_max_length(model_dir)))
+    return card, {"max_length": max_length, "target_max_length": target_max_length}
+
+
+def _prefix_tokens(config: PipelineConfig, model_dir: str) -> int:
+    """Tokens the seq2seq prefixes add to every input (0 for other tasks)."""
+    if config.task != "seq2seq":
+        return 0
+    tokenizer = datacard.fast_tokenizer(model_dir)
+    prefixes = [config.seq2seq.question_prefix, config.seq2seq.context_prefix if config.source.text_pair_column else ""]
+    return sum(len(tokenizer.encode(p, add_special_tokens=False).ids) for p in prefixes if p)
+
+
+# ---------------------------------------------------------------- publishing
+
+
+def _publish(config: PipelineConfig, spark, labelled: Labelled, key: str, root: Path,
+             manifest_extra: dict) -> tuple[PublishedDataset, str]:
+    method = config.runtime.handoff
+    if method == "auto":
+        method = "parquet" if session_kind(spark) == "connect" else "from_spark"
+    used = labelled.used
+    with_pair = "text_pair" in used.columns
+    if config.task == "seq2seq":
+        handed, target_column = used.withColumn("target", F.col("label")), "target"
+    else:
+        handed, target_column = used.withColumn("label", F.col("label_id")), "label"
+    columns = ["text"] + (["text_pair"] if with_pair else []) + [target_column, "split", "row_hash"]
+    published = publish(
+        handed.select(*columns),
+        root=root,
+        key=key,
+        features=dataset_features(labelled.label_map, with_pair, config.task),
+        split_rows=labelled.split_rows,
+        method=method,
+        working_dir=paths.scratch_dir(config.runtime.working_dir, "working"),
+        num_partitions=int(spark.conf.get("spark.sql.shuffle.partitions") or 4),
+        manifest_extra=manifest_extra,
+    )
+    return published, method
+
+
+def dataset_features(label_map: Optional[LabelMap], with_pair: bool, task: str = "classification") -> Features:
+    columns = {"text": Value("string")}
+    if with_pair:
+        columns["text_pair"] = Value("string")
+    if task == "seq2seq":
+        columns["target"] = Value("string")
+    elif task == "multi_label":
+        columns["label"] = List(Value("float32"), length=len(label_map.labels))
+    else:
+        columns["label"] = ClassLabel(names=list(label_map.labels))
+    columns.update({"split": Value("string"), "row_hash": Value("int64")})
+    return Features(columns)
+
+
+# ---------------------------------------------------------------- messages
+
+
+def usable_model_dir(config: PipelineConfig) -> str:
+    """Resolve ``model.name_or_path`` and load its tokenizer here, on the driver: a path
+    that is not a model fails with one message naming the key, not inside a Spark task."""
+    name = config.model.name_or_path
+    model_dir = assets.resolve_model(name, config.runtime.local_root)
+    path = Path(model_dir).expanduser()
+    fix = ("point model.name_or_path at a save_pretrained directory (config.json and tokenizer"
+           " files) or a model alias such as minilm")
+    looks_like_path = path.is_absolute() or model_dir.startswith((".", "~"))
+    if looks_like_path and not path.exists():
+        raise TrainingError(f"model.name_or_path: no directory at {name!r} ({path}); {fix}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        what = "an empty directory" if not any(path.iterdir()) else "a directory without config.json"
+        raise TrainingError(f"model.name_or_path: {name!r} ({path}) is {what}, not a model; {fix}")
+    try:
+        datacard.fast_tokenizer(model_dir)
+    except Exception as exc:  # tokenizers/transformers raise many types for a bad directory
+        raise TrainingError(f"model.name_or_path: cannot load a tokenizer from {name!r} ({first_line(exc)}); {fix}") from None
+    return model_dir
+
+
+def _shown(label_map: Optional[LabelMap]) -> str:
+    if label_map is None:
+        return "(text targets)"
+    labels = list(label_map.labels)
+    return f"{labels[:8]}{f' ... ({len(labels)} in all)' if len(labels) > 8 else ''}"
+
+
+def _where(config: PipelineConfig) -> str:
+    src = config.source
+    return f"source {src.table or src.path or 'sql'} (text {src.text_column!r}, label {src.label_column!r})"

@@ -1,0 +1,143 @@
+"""Classification on a published dataset: single texts and sentence pairs (softmax),
+multi-label (sigmoid over multi-hot labels). A ``Trainer`` composed through its
+arguments: the padding collator, the metrics hook, the class-weighted loss hook and
+the callbacks; never a subclass."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, set_seed
+
+from lakefine.core.config import PipelineConfig
+from lakefine.core.dataset import PublishedDataset
+from lakefine.core.labels import LabelMap
+from lakefine.core.log import say
+from lakefine.core.metrics import multi_label_scores, probabilities, sigmoid, single_label_scores
+from lakefine.training.common import (
+    FitResult,
+    extra_callbacks,
+    load_pretrained,
+    load_tokenizer,
+    run_trainer,
+    tokenize,
+    training_arguments,
+)
+
+
+def compute_metrics_for(config: PipelineConfig, label_map: LabelMap):
+    """The Trainer's ``compute_metrics``: the metrics module on the logits."""
+
+    def compute(eval_prediction) -> dict[str, float]:
+        logits = eval_prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        if config.task == "multi_label":
+            predicted = (sigmoid(logits) >= config.labels.threshold).astype(int)
+            return multi_label_scores(eval_prediction.label_ids, predicted)
+        return single_label_scores(eval_prediction.label_ids, np.argmax(logits, axis=-1), len(label_map.labels))
+
+    return compute
+
+
+def class_weights(label_counts: dict[str, dict[str, int]], label_map: LabelMap) -> list[float]:
+    """sklearn's "balanced": n_train / (n_classes * train rows of the class)."""
+    train = [label_counts[label].get("train", 0) for label in label_map.labels]
+    total = sum(train)
+    return [total / (len(train) * max(1, n)) for n in train]
+
+
+def class_weighted_loss(config: PipelineConfig, manifest: dict, label_map: LabelMap):
+    """A ``compute_loss_func`` for the Trainer (no subclass), or None."""
+    if config.train.class_weights == "none" or config.task == "multi_label":
+        return None
+    weights = torch.tensor(class_weights(manifest["data_card"]["label_counts"], label_map), dtype=torch.float32)
+    say(f"train: class weights {dict(zip(label_map.labels, [round(w, 3) for w in weights.tolist()]))}")
+
+    def weighted_cross_entropy(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        return torch.nn.functional.cross_entropy(logits, labels, weight=weights.to(logits.device))
+
+    return weighted_cross_entropy
+
+
+def build_trainer(config: PipelineConfig, published: PublishedDataset, output_dir: Path,
+                  callbacks=()) -> tuple[Trainer, dict]:
+    """The Trainer (model, collator, metrics and loss hooks, callbacks) and the
+    tokenized splits it trains and evaluates on."""
+    manifest = published.manifest
+    label_map = LabelMap.from_json(manifest["label_map"])
+    max_length = int(manifest["max_length"])
+    multi_label = config.task == "multi_label"
+    tokenizer = load_tokenizer(manifest["model_dir"], max_length)
+    tokenized = tokenize(published.load(), tokenizer, published, max_length)
+    model = load_pretrained(
+        AutoModelForSequenceClassification, manifest["model_dir"], "a model",
+        num_labels=len(label_map.labels),
+        id2label=label_map.id2label,
+        label2id=label_map.label2id,
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+    )
+    if multi_label:
+        model.config.lakefine_threshold = config.labels.threshold  # saved with the model for prediction
+    has_validation = "validation" in tokenized
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(config, output_dir, has_validation, best_metric="f1_macro"),
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"] if has_validation else None,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None),
+        compute_metrics=compute_metrics_for(config, label_map),
+        compute_loss_func=class_weighted_loss(config, manifest, label_map),
+        callbacks=list(callbacks) + extra_callbacks(config, has_validation),
+    )
+    return trainer, tokenized
+
+
+def fit_classification(config: PipelineConfig, published: PublishedDataset, output_dir: Path, callbacks=(),
+                       resume_from: Optional[Path] = None) -> FitResult:
+    timings = {}
+    train_cfg = config.train
+    if train_cfg.torch_threads:
+        torch.set_num_threads(train_cfg.torch_threads)
+    set_seed(train_cfg.seed)
+    label_map = LabelMap.from_json(published.manifest["label_map"])
+    multi_label = config.task == "multi_label"
+
+    stage = time.perf_counter()
+    default_sigterm = signal.getsignal(signal.SIGTERM)  # before the Trainer installs its own
+    trainer, tokenized = build_trainer(config, published, output_dir, callbacks)
+    timings["tokenize"] = time.perf_counter() - stage
+    stage = time.perf_counter()
+    steps = f"max_steps {train_cfg.max_steps}" if train_cfg.max_steps > 0 else f"{train_cfg.epochs} epoch(s)"
+    say(f"train: {len(trainer.train_dataset):,} rows, max_length {published.manifest['max_length']}, {steps}"
+        + (f", resuming from {resume_from.name}" if resume_from else ""))
+    run_trainer(trainer, resume_from, default_sigterm)
+    timings["train"] = time.perf_counter() - stage
+
+    stage = time.perf_counter()
+    metrics = trainer.evaluate(metric_key_prefix="validation") if trainer.eval_dataset is not None else {}
+    test_predictions = {}
+    if "test" in tokenized:
+        tokenized_test = tokenized["test"]
+        output = trainer.predict(tokenized_test, metric_key_prefix="test")
+        metrics.update(output.metrics)
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        probs = sigmoid(logits) if multi_label else probabilities(logits)
+        predicted = ((probs >= config.labels.threshold).astype(int).tolist() if multi_label
+                     else [int(x) for x in np.argmax(probs, axis=-1)])
+        test_predictions = {
+            "row_hash": [int(h) for h in tokenized_test["row_hash"]],
+            "label": np.asarray(output.label_ids).tolist(),
+            "predicted": predicted,
+            "probabilities": probs.tolist(),
+        }
+    timings["evaluate"] = time.perf_counter() - stage
+    return FitResult(trainer.model, trainer.processing_class, label_map,
+                     {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+                     test_predictions, timings)

@@ -1,0 +1,166 @@
+"""What every task shape's training shares: loading pretrained parts with one clear
+error, tokenizing (batched, cached next to the published dataset), the
+TrainingArguments with the measured fast defaults, and SIGTERM handling (a spot
+preemption saves a checkpoint, then raises ``Preempted``)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import AutoTokenizer, EarlyStoppingCallback, TrainingArguments
+
+from lakefine.core.config import PipelineConfig
+from lakefine.core.dataset import PublishedDataset
+from lakefine.core.errors import Preempted, TrainingError
+from lakefine.core.labels import LabelMap
+from lakefine.core.log import first_line
+
+
+@dataclass
+class FitResult:
+    model: object
+    tokenizer: object
+    label_map: Optional[LabelMap]
+    metrics: dict  # validation and test metrics
+    test_predictions: dict  # row_hash, label, predictions on the test split
+    timings: dict = field(default_factory=dict)
+
+
+def load_pretrained(auto_class, model_dir: str, what: str, **kwargs):
+    """``auto_class.from_pretrained`` with one clear error naming the config key."""
+    try:
+        return auto_class.from_pretrained(model_dir, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise TrainingError(
+            f"model.name_or_path: cannot load {what} from {model_dir}"
+            f" ({first_line(exc)}); point it at a save_pretrained directory"
+        ) from None
+
+
+def load_tokenizer(model_dir: str, max_length: int):
+    tokenizer = load_pretrained(AutoTokenizer, model_dir, "a tokenizer")
+    # Saved with the model, so prediction truncates exactly as training did.
+    tokenizer.model_max_length = max_length
+    return tokenizer
+
+
+def tokenizer_key(tokenizer, *settings) -> str:
+    state = tokenizer.backend_tokenizer.to_str() if tokenizer.is_fast else repr(tokenizer)
+    return hashlib.sha256((state + repr(settings)).encode()).hexdigest()[:12]
+
+
+def cached_map(dataset_dict, encode, published: PublishedDataset, key: str, drop: list[str]):
+    """``Dataset.map`` batched, with its cache files under the published dataset,
+    named by ``key`` (tokenizer + settings), so a rerun reuses them."""
+    cache_dir = published.path / "tokenized" / key
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return dataset_dict.map(
+        encode,
+        batched=True,
+        batch_size=1000,
+        remove_columns=[c for c in drop if c in dataset_dict["train"].column_names],
+        cache_file_names={split: str(cache_dir / f"{split}.arrow") for split in dataset_dict},
+        desc="tokenize",
+    )
+
+
+def tokenize(dataset_dict, tokenizer, published: PublishedDataset, max_length: int):
+    """Batched, truncating, unpadded (the collator pads per batch)."""
+    with_pair = "text_pair" in dataset_dict["train"].column_names
+
+    def encode(batch):
+        pairs = batch["text_pair"] if with_pair else None
+        encoded = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    return cached_map(dataset_dict, encode, published, tokenizer_key(tokenizer, max_length),
+                      ["text", "text_pair", "split"])
+
+
+def training_arguments(config: PipelineConfig, output_dir: Path, has_validation: bool, best_metric: str,
+                       args_class=None, **extra):
+    """The TrainingArguments every task shares: the fast defaults measured in bench/."""
+    train_cfg = config.train
+    every = train_cfg.checkpoint_steps or (train_cfg.max_steps if train_cfg.max_steps > 0 else None)
+    strategy = "steps" if every else "epoch"
+    use_gpu = torch.cuda.is_available()
+    return (args_class or TrainingArguments)(
+        output_dir=str(output_dir),
+        num_train_epochs=train_cfg.epochs,
+        max_steps=train_cfg.max_steps,
+        per_device_train_batch_size=train_cfg.batch_size,
+        per_device_eval_batch_size=train_cfg.eval_batch_size,
+        gradient_accumulation_steps=train_cfg.gradient_accumulation_steps,
+        learning_rate=train_cfg.learning_rate,
+        weight_decay=train_cfg.weight_decay,
+        warmup_steps=train_cfg.warmup_ratio,  # a float < 1 is a ratio of the total steps in transformers 5
+        eval_strategy=strategy if has_validation else "no",
+        save_strategy=strategy,
+        eval_steps=every if has_validation else None,
+        save_steps=every,
+        enable_jit_checkpoint=True,  # SIGTERM (spot preemption) saves a checkpoint first
+        logging_steps=train_cfg.logging_steps,
+        load_best_model_at_end=has_validation,
+        metric_for_best_model=best_metric if has_validation else None,
+        save_total_limit=2,
+        seed=train_cfg.seed,
+        data_seed=train_cfg.seed,
+        train_sampling_strategy="group_by_length" if train_cfg.group_by_length else "random",
+        length_column_name="length",
+        bf16=use_gpu and torch.cuda.is_bf16_supported(),
+        use_cpu=not use_gpu,
+        report_to="none",  # tracking is lakefine's callback: it survives server outages
+        disable_tqdm=os.environ.get("CI") == "true",
+        dataloader_num_workers=0,
+        # Our models return a mean loss; True would scale it by the world size under DDP
+        # (train.num_processes > 1): doubled gradients on 2 processes. No effect on 1.
+        average_tokens_across_devices=False,
+        **extra,
+    )
+
+
+def run_trainer(trainer, resume_from: Optional[Path], default_sigterm) -> None:
+    """``trainer.train`` that raises Preempted when SIGTERM stopped it early."""
+    with _sigterm_recorded(restore=default_sigterm) as preempted:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if preempted.is_set():
+        raise Preempted(f"training stopped by SIGTERM at step {trainer.state.global_step} after saving a"
+                        " checkpoint; run the same command again to resume from it")
+
+
+def extra_callbacks(config: PipelineConfig, has_validation: bool) -> list:
+    if config.train.early_stopping_patience and has_validation:
+        return [EarlyStoppingCallback(config.train.early_stopping_patience)]
+    return []
+
+
+@contextlib.contextmanager
+def _sigterm_recorded(restore):
+    """Note a SIGTERM and pass it on to the handler already installed (the Trainer's
+    JIT checkpoint): training then stops cleanly and we must not call it finished.
+    Afterwards ``restore`` is reinstalled, so a later SIGTERM terminates as usual."""
+    preempted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield preempted
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def record(signum, frame):
+        preempted.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, record)
+    try:
+        yield preempted
+    finally:
+        signal.signal(signal.SIGTERM, restore)
