@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The tests: set up .venv (first run only) and run the whole suite, slow tests
-# included. Extra arguments go to pytest (e.g. -m "not slow" for the quick ones).
+# The tests: set up .venv (first run only), check format and lint (ruff), then run the
+# whole suite, slow tests included; the import contracts (lint-imports) run inside it,
+# in tests/test_architecture.py. Extra arguments go to pytest (e.g. -m "not slow").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 # One torch thread: two threads collapse under contention on 2 shared cores.
 export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
+# Seconds, and a failure here is quicker to read than a test log.
+.venv/bin/ruff format --check --quiet src tests bench pipelines notebooks
+.venv/bin/ruff check --quiet src tests bench pipelines notebooks
+echo "[lakefine] load average before the tests: $(cut -d' ' -f1-3 /proc/loadavg)"
 exec .venv/bin/python -m pytest "$@"

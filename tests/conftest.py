@@ -5,12 +5,22 @@ staged once, and a tiny random BERT built from config with MiniLM's tokenizer.""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each parallel worker gets a temp dir of its own: the default local-SSD scratch
+    # (checkpoints, staging) lives under it, and two workers must never share one.
+    import tempfile
+
+    _worker_tmp = Path(tempfile.gettempdir()) / f"lakefine-{os.environ['PYTEST_XDIST_WORKER']}-{os.getpid()}"
+    _worker_tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(_worker_tmp)
+    tempfile.tempdir = None  # recomputed from TMPDIR on next use
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -62,6 +72,31 @@ def no_leaked_mlflow_run():
     if leaked is not None:
         mlflow.end_run()
         pytest.fail(f"the test left MLflow run {leaked.info.run_id} open")
+
+
+@pytest.fixture(scope="session")
+def smoke_dataset(shared_root, spark, tmp_path_factory) -> Path:
+    """pipelines/smoke.yaml prepared once per test run (in the shared root's volume)."""
+    from lakefine.core.config import load_config
+    from lakefine.prep.prepare import prepare
+
+    previous = os.environ.get("LAKEFINE_LOCAL_ROOT")
+    os.environ["LAKEFINE_LOCAL_ROOT"] = str(shared_root)
+    try:
+        return prepare(load_config(REPO / "pipelines/smoke.yaml"), spark).dataset.path
+    finally:
+        if previous is None:
+            os.environ.pop("LAKEFINE_LOCAL_ROOT")
+        else:
+            os.environ["LAKEFINE_LOCAL_ROOT"] = previous
+
+
+def with_smoke_dataset(root: Path, smoke_dataset: Path) -> Path:
+    """Publish the prepared smoke dataset in ``root`` too: a ``lakefine run`` of the smoke
+    pipeline there is then a cache hit that starts no Spark (for tests about training)."""
+    target = root / "Volumes/main/lakefine/prep/datasets/smoke" / smoke_dataset.name
+    shutil.copytree(smoke_dataset, target, ignore=shutil.ignore_patterns("tokenized"))
+    return root
 
 
 @pytest.fixture(scope="session")

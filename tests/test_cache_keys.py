@@ -1,12 +1,15 @@
 """The cache key: change the data, the label policy, the split, the tokenizer or the
 max length and get new data; change nothing and get a hit without any Spark job."""
 
+import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import make_config
+from conftest import REPO, make_config
 from lakefine.prep.prepare import prepare
 from lakefine.prep.versions import delta_version, file_listing
 
@@ -49,6 +52,28 @@ def test_unchanged_source_is_a_hit_before_any_spark_job(spark, source):
     assert again.cache_hit and again.dataset.key == first.dataset.key
     assert again.counts == first.counts and again.label_map == first.label_map
     assert spark.sparkContext.statusTracker().getJobIdsForGroup(None) == jobs_before
+
+
+def test_an_unchanged_file_source_is_a_hit_without_starting_spark(spark, source, local_root):
+    """A new process (a rerun of the job) finds the published version from the file
+    listing alone: no JVM is started."""
+    first = prepare(config(), spark)
+    code = (
+        "import json, sys\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_cache_keys import config\n"
+        "from pyspark.sql import SparkSession\n"
+        "from lakefine.prep.prepare import prepare\n"
+        "result = prepare(config())\n"
+        "print(json.dumps({'hit': result.cache_hit, 'key': result.dataset.key, 'timings': result.timings,"
+        " 'session': SparkSession.getActiveSession() is not None}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = json.loads(done.stdout.strip().splitlines()[-1])
+    assert again["hit"] and again["key"] == first.dataset.key
+    assert again["session"] is False and "spark_start" not in again["timings"]
 
 
 def test_rewritten_files_change_the_version_and_same_rows_keep_the_key(spark, source):

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from lakefine.core.config import config_from_dict, load_config
@@ -80,7 +81,7 @@ def test_missing_pipeline_file_is_a_clear_error(tmp_path):
 
 def test_config_is_frozen():
     config = config_from_dict(base())
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         config.train.epochs = 3  # type: ignore[misc]
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,8 +80,8 @@ def test_registered_model_predicts_exactly_what_evaluation_saw(smoke_run, smoke_
 
     summary, _ = smoke_run
     mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
-    evaluated = json.loads(open(mlflow.artifacts.download_artifacts(
-        run_id=summary["train"]["run_id"], artifact_path="test_predictions.json")).read())
+    evaluated = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=summary["train"]["run_id"], artifact_path="test_predictions.json")).read_text())
     test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
     assert [int(h) for h in test["row_hash"]] == evaluated["row_hash"]
 

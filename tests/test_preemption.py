@@ -13,18 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, with_smoke_dataset
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 STEPS = ["train.max_steps=200", "train.checkpoint_steps=50", "train.batch_size=32", "train.logging_steps=10"]
 
 
-def linked_root(base: Path, shared_root: Path) -> Path:
+def linked_root(base: Path, shared_root: Path, smoke_dataset: Path) -> Path:
+    """A fresh local root with the bundled data, the tiny model and the smoke dataset
+    already prepared: these tests are about training, so the run starts no Spark."""
     root = base / "root"
     for part in ("Volumes/main/lakefine/raw", "models"):
         (root / part).parent.mkdir(parents=True, exist_ok=True)
         (root / part).symlink_to(shared_root / part)
-    return root
+    return with_smoke_dataset(root, smoke_dataset)
 
 
 def start(root: Path, working_dir: Path, *extra) -> subprocess.Popen:
@@ -61,15 +63,16 @@ def loss_history(root: Path, run_id: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, shared_root) -> dict:
+def uninterrupted(tmp_path_factory, shared_root, smoke_dataset) -> dict:
     base = tmp_path_factory.mktemp("uninterrupted")
-    return finish(start(linked_root(base, shared_root), base / "wd"))["train"]
+    return finish(start(linked_root(base, shared_root, smoke_dataset), base / "wd"))["train"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigkill_on_a_new_node", "sigterm"])
-def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(how, tmp_path, shared_root, uninterrupted):
-    root, working_dir = linked_root(tmp_path, shared_root), tmp_path / "wd"
+def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(how, tmp_path, shared_root, smoke_dataset,
+                                                                           uninterrupted):
+    root, working_dir = linked_root(tmp_path, shared_root, smoke_dataset), tmp_path / "wd"
     process = start(root, working_dir)
     # wait for the volume mirror (written after the local checkpoint)
     wait_for_checkpoint(root / "Volumes/main/lakefine/prep", 50, process)
@@ -97,8 +100,8 @@ def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(how, t
 
 
 @pytest.mark.slow
-def test_fresh_starts_over_in_a_new_run(tmp_path, shared_root):
-    root, working_dir = linked_root(tmp_path, shared_root), tmp_path / "wd"
+def test_fresh_starts_over_in_a_new_run(tmp_path, shared_root, smoke_dataset):
+    root, working_dir = linked_root(tmp_path, shared_root, smoke_dataset), tmp_path / "wd"
     process = start(root, working_dir)
     wait_for_checkpoint(working_dir, 50, process)
     os.killpg(process.pid, signal.SIGKILL)

@@ -6,6 +6,7 @@ have it, must not show up in any output of a real end-to-end run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -22,8 +23,10 @@ from lakefine.core.config import config_from_dict
 from lakefine.core.errors import ConfigError
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
-# A fresh fake token per test run: a hit can only come from this run.
-TOKEN = "dapi" + secrets.token_hex(16)
+# A fresh fake token per test run: a hit can only come from this run. Parallel
+# workers (pytest-xdist) must collect the same test ids: they share the run's id.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+TOKEN = "dapi" + (hashlib.sha256(_RUN.encode()).hexdigest()[:32] if _RUN else secrets.token_hex(16))
 
 
 def _base() -> dict:

@@ -181,7 +181,7 @@ def hub_dir(tmp_path: Path, declared_size: int | None) -> Path:
     (directory / "data").mkdir(parents=True)
     rows = [(f"a moving, generous film, take {i}", "pos") for i in range(30)]
     rows += [(f"tedious and flat, take {i}", "neg") for i in range(30)]
-    (directory / "data/train.csv").write_text("text,label\n" + "".join(f'"{t}",{l}\n' for t, l in rows))
+    (directory / "data/train.csv").write_text("text,label\n" + "".join(f'"{text}",{label}\n' for text, label in rows))
     if declared_size:
         (directory / "README.md").write_text(
             "---\ndataset_info:\n  features:\n  - name: text\n    dtype: string\n  - name: label\n    dtype: string\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, with_smoke_dataset
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 
@@ -196,7 +196,7 @@ class MlflowServer:
     def start(self, timeout: float = 90) -> float:
         started = time.monotonic()
         self.starts += 1
-        log = open(self.workdir / f"server-{self.starts}.log", "wb")
+        log = open(self.workdir / f"server-{self.starts}.log", "wb")  # noqa: SIM115 (the server's stdout while it lives)
         mlflow_bin = Path(sys.executable).with_name("mlflow")
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers
         env.pop("MLFLOW_TRACKING_URI", None)
@@ -294,12 +294,13 @@ MAX_STEPS = 60
     ("none", "training"),  # MLFLOW_HTTP_REQUEST_MAX_RETRIES=0: lakefine's callback buffers
     ("none", "end-of-run"),  # down while the model is saved, logged and registered
 ])
-def test_training_survives_a_tracking_server_restart(local_root, tmp_path, mlflow_server,
+def test_training_survives_a_tracking_server_restart(local_root, tmp_path, mlflow_server, smoke_dataset,
                                                      client_retries, outage_during):
     """The server is SIGKILLed (with its worker) while training logs per-step metrics,
     or just when the end-of-run calls start (the model is being saved), and restarted
     on the same port and store a few seconds later. Exit 0, every step's loss in the
     history, the run finished, the model logged and registered on the restarted server."""
+    with_smoke_dataset(local_root, smoke_dataset)  # about training: the run starts no Spark
     server = mlflow_server()
     first_start = server.start()
     extra = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"} if client_retries == "none" else {}

@@ -140,7 +140,7 @@ def _train_distributed(config: PipelineConfig, published: PublishedDataset, loca
                        resume_from: Optional[Path], run_id: str, logged_until: int, volume_dir: Path):
     """DDP through Spark's TorchDistributor: the launcher needs the Spark session,
     which this entry point (not the training side) builds."""
-    from lakefine.prep.session import get_spark
+    from lakefine.prep.session import get_spark  # both sides: see the module docstring
     from lakefine.training.distributed import train_distributed
 
     return train_distributed(config, published.path, config.train.num_processes, output_dir=local_dir,

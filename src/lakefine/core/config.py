@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from lakefine.core.errors import ConfigError
+from lakefine.core.paths import parse_volume_path
 
 Task = Literal["classification", "pair_classification", "multi_label", "seq2seq"]
 TASKS: tuple[str, ...] = typing.get_args(Task)
@@ -267,8 +268,10 @@ class RuntimeConfig(_Model):
     @field_validator("volume")
     @classmethod
     def _is_volume(cls, volume: str) -> str:
-        if not volume.startswith("/Volumes/") or len(volume.split("/")) < 5:
-            raise ValueError(f"{_shown(volume)} is not a volume path /Volumes/<catalog>/<schema>/<volume>[/...]")
+        try:
+            parse_volume_path(volume, "runtime.volume")
+        except ConfigError:
+            raise ValueError(f"{_shown(volume)} is not a volume path /Volumes/<catalog>/<schema>/<volume>[/...]") from None
         return volume
 
 

@@ -60,6 +60,7 @@ class PublishedDataset:
 
     def load(self):
         """A DatasetDict over the published Arrow files (memory-mapped, zero copy)."""
+        # Lazy: the core stays importable in a second; only readers of the rows need datasets.
         from datasets import Dataset, DatasetDict, concatenate_datasets
 
         shards = [Dataset.from_file(str(self.path / f)) for f in self.manifest["files"]]

@@ -35,7 +35,7 @@ def configure_hf_caches(volume: str) -> None:
     os.environ.setdefault("HF_DATASETS_CACHE", f"{volume}/hf_cache/datasets")
     if os.path.isdir("/local_disk0"):
         os.environ.setdefault("HF_HOME", "/local_disk0/hf_home")
-    import datasets.config as datasets_config
+    import datasets.config as datasets_config  # Databricks only; the core stays light
 
     cache = Path(os.environ["HF_DATASETS_CACHE"])
     downloads = cache / datasets_config.DOWNLOADED_DATASETS_DIR
@@ -47,7 +47,7 @@ def configure_hf_caches(volume: str) -> None:
 
 def use_soft_file_locks() -> None:
     """Swap datasets' FileLock for filelock's SoftFileLock (a lock file, no fcntl)."""
-    from filelock import SoftFileLock
+    from filelock import SoftFileLock  # Databricks only, with datasets
 
     class SoftLock(SoftFileLock):
         def __init__(self, lock_file, *args, **kwargs):

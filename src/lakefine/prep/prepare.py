@@ -97,15 +97,21 @@ def prepare(config: PipelineConfig, spark=None, df: Optional[DataFrame] = None) 
     """Run preparation. ``df`` replaces the configured source (notebooks pass one)."""
     timings: dict[str, float] = {}
     model_dir = usable_model_dir(config)  # a wrong model path fails before any Spark work
-    with timed(timings, "spark_start"):
-        spark = spark or get_spark(config.runtime.spark_master)
+
+    def session():
+        nonlocal spark
+        if spark is None:
+            with timed(timings, "spark_start"):
+                spark = get_spark(config.runtime.spark_master)
+        return spark
 
     # Fast path: an unchanged source version (Delta history, file listing) with the
-    # same settings was published already: no Spark job at all.
-    source_key = None if df is not None else _source_key(config, spark, model_dir)
+    # same settings was published already: no Spark job, and for files no Spark at all.
+    source_key = None if df is not None else _source_key(config, session, model_dir)
     if source_key and (known := _published_for_source(config, source_key)):
         say(f"prepare: cache hit {known.path} (source version unchanged, no Spark job)")
         return _result_from_manifest(known, timings)
+    spark = session()
 
     stage = time.perf_counter()
     raw = df if df is not None else read_source(spark, config.source, config.runtime)
@@ -315,8 +321,8 @@ def _content_digest(df: DataFrame) -> list:
     return [int(row["rows"]), str(row["hash_sum"])]
 
 
-def _source_key(config: PipelineConfig, spark, model_dir: str) -> Optional[str]:
-    version = source_version(spark, config.source, config.runtime)
+def _source_key(config: PipelineConfig, session, model_dir: str) -> Optional[str]:
+    version = source_version(session, config.source, config.runtime)
     if version is None:
         return None
     return cache_key({**_settings(config, model_dir), "source": config.source.model_dump(), "version": version})

@@ -142,6 +142,7 @@ def _write_from_spark(df, staging: Path, features, working_dir: Path) -> list[st
 
 
 def _make_builder_class():
+    # Lazy: datasets' Spark builder module is slow to import and only this path needs it.
     from datasets.arrow_writer import ArrowWriter, ParquetWriter
     from datasets.packaged_modules.spark.spark import Spark
 

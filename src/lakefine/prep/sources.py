@@ -181,7 +181,7 @@ def _analysed(build, what: str, fix: str = "check the name and the syntax"):
     """Run a reader/transform and turn Spark's analysis errors into a DataError."""
     try:
         df = build()
-        df.isStreaming  # Spark Connect analyses lazily (and reuses cached schemas): force it here
+        df.isStreaming  # noqa: B018 -- Spark Connect analyses lazily (and reuses cached schemas): force it here
         return df
     except PySparkException as exc:
         raise DataError(f"{what}: Spark could not read it: {first_line(exc, 300)}; {fix}") from None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
+
+from pyspark.sql import SparkSession
 
 from lakefine.core import paths
 from lakefine.core.config import RuntimeConfig, SourceConfig
@@ -39,10 +41,10 @@ def file_listing(location: Path) -> Optional[str]:
     return digest.hexdigest()[:20]
 
 
-def table_version(spark, full_name: str, runtime: RuntimeConfig) -> Optional[str]:
+def table_version(session: Callable[[], SparkSession], full_name: str, runtime: RuntimeConfig) -> Optional[str]:
     if on_databricks():
         try:
-            version = delta_version(spark.sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect())
+            version = delta_version(session().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect())
         except Exception:  # a view or a non-Delta table has no history: no shortcut
             return None
         return None if version is None else f"delta:{full_name}@{version}"
@@ -50,12 +52,14 @@ def table_version(spark, full_name: str, runtime: RuntimeConfig) -> Optional[str
     return None if listing is None else f"files:{listing}"
 
 
-def source_version(spark, source: SourceConfig, runtime: RuntimeConfig) -> Optional[str]:
-    """None when the version cannot be known without reading the data."""
+def source_version(session: Callable[[], SparkSession], source: SourceConfig, runtime: RuntimeConfig) -> Optional[str]:
+    """None when the version cannot be known without reading the data. ``session()``
+    gives the SparkSession, started only when a Delta history is needed: a file listing
+    needs none, so an unchanged file source is a cache hit without starting Spark."""
     if source.table:
-        return table_version(spark, source.table, runtime)
+        return table_version(session, source.table, runtime)
     if source.sql:
-        parts = [table_version(spark, table, runtime) for table in source.tables.values()]
+        parts = [table_version(session, table, runtime) for table in source.tables.values()]
         return None if not parts or None in parts else "sql:" + ",".join(parts)
     if source.path:
         listing = file_listing(paths.resolve(source.path, runtime.local_root, key="source.path"))
