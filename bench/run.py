@@ -25,12 +25,22 @@ REPO = BENCH.parent
 
 MODES = {
     # quick: < 10 minutes on 2 cores; the handoff's large size is 300k rows instead of 1M
-    "quick": {"sizes": [100_000, 300_000], "handoff_repeats": 2, "label_rows": 1_000_000, "repeats": 3,
-              "train_steps": {"lakefine": 8, "dynamic_random": 8, "pad_128": 3, "pad_512": 1},
-              "e2e_overrides": ["train.max_steps=50"]},
-    "full": {"sizes": [100_000, 1_000_000], "handoff_repeats": 3, "label_rows": 1_000_000, "repeats": 5,
-             "train_steps": {"lakefine": 40, "dynamic_random": 40, "pad_128": 10, "pad_512": 3},
-             "e2e_overrides": []},
+    "quick": {
+        "sizes": [100_000, 300_000],
+        "handoff_repeats": 2,
+        "label_rows": 1_000_000,
+        "repeats": 3,
+        "train_steps": {"lakefine": 8, "dynamic_random": 8, "pad_128": 3, "pad_512": 1},
+        "e2e_overrides": ["train.max_steps=50"],
+    },
+    "full": {
+        "sizes": [100_000, 1_000_000],
+        "handoff_repeats": 3,
+        "label_rows": 1_000_000,
+        "repeats": 5,
+        "train_steps": {"lakefine": 40, "dynamic_random": 40, "pad_128": 10, "pad_512": 3},
+        "e2e_overrides": [],
+    },
 }
 HANDOFF_METHODS = ["lakefine_from_spark", "lakefine_parquet", "plain_from_spark", "pandas", "spark_parquet"]
 WORKER_TIMEOUT_S = 1800
@@ -44,11 +54,19 @@ def run_worker(section: str, params: dict, log_dir: Path) -> dict:
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     with open(log, "w") as handle:
-        proc = subprocess.run([sys.executable, str(BENCH / "workers.py"), section, json.dumps(params), str(out)],
-                              stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, timeout=WORKER_TIMEOUT_S)
+        proc = subprocess.run(
+            [sys.executable, str(BENCH / "workers.py"), section, json.dumps(params), str(out)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            timeout=WORKER_TIMEOUT_S,
+        )
     seconds = time.perf_counter() - started
-    print(f"  {name:<40} {seconds:6.1f} s  (load {load_before:.1f} -> {os.getloadavg()[0]:.1f})",
-          file=sys.stderr, flush=True)
+    print(
+        f"  {name:<40} {seconds:6.1f} s  (load {load_before:.1f} -> {os.getloadavg()[0]:.1f})",
+        file=sys.stderr,
+        flush=True,
+    )
     if proc.returncode != 0 or not out.is_file():
         tail = log.read_text().splitlines()[-15:]
         print("\n".join("    | " + line for line in tail), file=sys.stderr)
@@ -66,9 +84,17 @@ def check(section, name, lakefine, baseline, ratio, target, ok, reason="", info=
     """One table row. ``reason`` (why a target is missed) is kept only when it is missed;
     ``note`` is context shown either way."""
     status = "info" if info else ("met" if ok else "NOT MET")
-    return {"section": section, "check": name, "lakefine": lakefine, "baseline": baseline,
-            "ratio": ratio, "target": target, "status": status,
-            "reason": "" if ok or info else reason, "note": note}
+    return {
+        "section": section,
+        "check": name,
+        "lakefine": lakefine,
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": target,
+        "status": status,
+        "reason": "" if ok or info else reason,
+        "note": note,
+    }
 
 
 def fmt_rate(x: float) -> str:
@@ -87,25 +113,51 @@ def handoff_checks(results: dict, sizes: list[int]) -> list[dict]:
         if _ok(lf, plain):
             ratio = lf["seconds"] / plain["seconds"]
             d = lf.get("diagnosis", {})
-            reason = (f"of lakefine's {lf['seconds']:.1f}s, {d['order_shuffle_sort_s']:.1f}s is the range partition +"
-                      f" sort by (split, row_hash) (one shuffle: the stable row order and zero-copy splits) and"
-                      f" {min(r['cache_key_s'] for r in lf['runs']):.1f}s the content-digest pass (the cache key);"
-                      " plain from_spark has neither" if d else "")
-            rows.append(check("1 handoff", f"from_spark path time / plain Dataset.from_spark @{size_name(n)}",
-                              f"{lf['seconds']:.2f}s", f"{plain['seconds']:.2f}s", f"{ratio:.2f}x", "<= 1.10x",
-                              ratio <= 1.10, reason))
+            reason = (
+                f"of lakefine's {lf['seconds']:.1f}s, {d['order_shuffle_sort_s']:.1f}s is the range partition +"
+                f" sort by (split, row_hash) (one shuffle: the stable row order and zero-copy splits) and"
+                f" {min(r['cache_key_s'] for r in lf['runs']):.1f}s the content-digest pass (the cache key);"
+                " plain from_spark has neither"
+                if d
+                else ""
+            )
+            rows.append(
+                check(
+                    "1 handoff",
+                    f"from_spark path time / plain Dataset.from_spark @{size_name(n)}",
+                    f"{lf['seconds']:.2f}s",
+                    f"{plain['seconds']:.2f}s",
+                    f"{ratio:.2f}x",
+                    "<= 1.10x",
+                    ratio <= 1.10,
+                    reason,
+                )
+            )
     for n in sizes:
         lf, floor = results.get(("lakefine_parquet", n)), results.get(("spark_parquet", n))
         if _ok(lf, floor):
             ratio = lf["rows_per_s"] / floor["rows_per_s"]
             d = lf.get("diagnosis", {})
-            reason = (f"the floor only writes ({floor['seconds']:.1f}s); lakefine adds the range partition + sort"
-                      f" {d['order_shuffle_sort_s']:.1f}s, the content digest"
-                      f" {min(r['cache_key_s'] for r in lf['runs']):.1f}s and Parquet->Arrow in the driver"
-                      f" {d['parquet_to_arrow_in_driver_s']:.1f}s (total {lf['seconds']:.1f}s)" if d else "")
-            rows.append(check("1 handoff", f"parquet path rows/s / Spark Parquet write (floor) @{size_name(n)}",
-                              fmt_rate(lf["rows_per_s"]), fmt_rate(floor["rows_per_s"]), f"{ratio:.2f}x",
-                              ">= 0.80x", ratio >= 0.8, reason))
+            reason = (
+                f"the floor only writes ({floor['seconds']:.1f}s); lakefine adds the range partition + sort"
+                f" {d['order_shuffle_sort_s']:.1f}s, the content digest"
+                f" {min(r['cache_key_s'] for r in lf['runs']):.1f}s and Parquet->Arrow in the driver"
+                f" {d['parquet_to_arrow_in_driver_s']:.1f}s (total {lf['seconds']:.1f}s)"
+                if d
+                else ""
+            )
+            rows.append(
+                check(
+                    "1 handoff",
+                    f"parquet path rows/s / Spark Parquet write (floor) @{size_name(n)}",
+                    fmt_rate(lf["rows_per_s"]),
+                    fmt_rate(floor["rows_per_s"]),
+                    f"{ratio:.2f}x",
+                    ">= 0.80x",
+                    ratio >= 0.8,
+                    reason,
+                )
+            )
     for method in ("lakefine_from_spark", "lakefine_parquet", "pandas"):
         a, b = results.get((method, small)), results.get((method, large))
         if not _ok(a, b):
@@ -113,44 +165,75 @@ def handoff_checks(results: dict, sizes: list[int]) -> list[dict]:
         ga, gb = a["peak_growth_mb"], b["peak_growth_mb"]
         ratios = {p: max(gb[p], 1.0) / max(ga[p], 1.0) for p in ("driver", "jvm")}
         worst = max(ratios, key=ratios.get)
-        label = {"lakefine_from_spark": "lakefine from_spark", "lakefine_parquet": "lakefine parquet",
-                 "pandas": "toPandas+from_pandas"}[method]
+        label = {
+            "lakefine_from_spark": "lakefine from_spark",
+            "lakefine_parquet": "lakefine parquet",
+            "pandas": "toPandas+from_pandas",
+        }[method]
         reason = _memory_reason(method, worst, ga, gb)
-        rows.append(check(
-            "1 handoff", f"{label}: peak memory growth {size_name(large)} / {size_name(small)} (driver, JVM)",
-            f"{gb['driver']:.0f}, {gb['jvm']:.0f} MB", f"{ga['driver']:.0f}, {ga['jvm']:.0f} MB",
-            f"{ratios['driver']:.2f}x, {ratios['jvm']:.2f}x", "< 1.30x" if method != "pandas" else "(contrast)",
-            all(r < 1.3 for r in ratios.values()), reason, info=method == "pandas",
-            note="in memory, no Arrow file; grows with the rows" if method == "pandas" else
-            f"Python workers (PSS): {a['peak_growth_mb']['workers']:.0f} -> {b['peak_growth_mb']['workers']:.0f} MB"))
+        rows.append(
+            check(
+                "1 handoff",
+                f"{label}: peak memory growth {size_name(large)} / {size_name(small)} (driver, JVM)",
+                f"{gb['driver']:.0f}, {gb['jvm']:.0f} MB",
+                f"{ga['driver']:.0f}, {ga['jvm']:.0f} MB",
+                f"{ratios['driver']:.2f}x, {ratios['jvm']:.2f}x",
+                "< 1.30x" if method != "pandas" else "(contrast)",
+                all(r < 1.3 for r in ratios.values()),
+                reason,
+                info=method == "pandas",
+                note="in memory, no Arrow file; grows with the rows"
+                if method == "pandas"
+                else f"Python workers (PSS): {a['peak_growth_mb']['workers']:.0f} -> {b['peak_growth_mb']['workers']:.0f} MB",
+            )
+        )
     return rows
 
 
 def _memory_reason(method: str, process: str, small: dict, large: dict) -> str:
     """Why the driver or the JVM grew more than 1.3x, from the anonymous / file-backed split."""
+
     def split(key):
         return f"{small[key]:.0f} -> {large[key]:.0f}"
 
     if process == "driver":
-        grew = (f"driver RSS {split('driver')} MB (anonymous {split('driver_anon')}, memory-mapped files"
-                f" {split('driver_file')})")
+        grew = (
+            f"driver RSS {split('driver')} MB (anonymous {split('driver_anon')}, memory-mapped files"
+            f" {split('driver_file')})"
+        )
         if method == "lakefine_parquet":
-            return (grew + ": Dataset.from_parquet converts in the driver and reads each Spark row group (one"
-                    " per partition file, up to 128 MB) as one batch, so its peak follows rows per partition")
-        return (grew + ": reading the shards back (row order, row count) maps their pages; anonymous memory"
-                " is what does not scale away")
-    return (f"JVM RSS {split('jvm')} MB (anonymous {split('jvm_anon')}): the range partition's shuffle +"
-            " sort buffers hold a partition in execution memory until it spills; the heap grows to fit")
+            return (
+                grew + ": Dataset.from_parquet converts in the driver and reads each Spark row group (one"
+                " per partition file, up to 128 MB) as one batch, so its peak follows rows per partition"
+            )
+        return (
+            grew + ": reading the shards back (row order, row count) maps their pages; anonymous memory"
+            " is what does not scale away"
+        )
+    return (
+        f"JVM RSS {split('jvm')} MB (anonymous {split('jvm_anon')}): the range partition's shuffle +"
+        " sort buffers hold a partition in execution memory until it spills; the heap grows to fit"
+    )
 
 
 def labels_checks(res: dict) -> list[dict]:
     if not _ok(res):
         return []
     udf, native = res["pandas_udf"]["rows_per_s"], res["create_map"]["rows_per_s"]
-    return [check("2 label ids", f"pandas_udf (lakefine) rows/s / native create_map @{size_name(res['rows'])}",
-                  fmt_rate(udf), fmt_rate(native), f"{udf / native:.2f}x", "(no target)", True, info=True,
-                  note="create_map stays in the JVM (no Arrow round trip to Python workers); prepare evaluates the"
-                       " ids twice (content digest, handoff)")]
+    return [
+        check(
+            "2 label ids",
+            f"pandas_udf (lakefine) rows/s / native create_map @{size_name(res['rows'])}",
+            fmt_rate(udf),
+            fmt_rate(native),
+            f"{udf / native:.2f}x",
+            "(no target)",
+            True,
+            info=True,
+            note="create_map stays in the JVM (no Arrow round trip to Python workers); prepare evaluates the"
+            " ids twice (content digest, handoff)",
+        )
+    ]
 
 
 def tokenization_checks(res: dict) -> list[dict]:
@@ -158,13 +241,25 @@ def tokenization_checks(res: dict) -> list[dict]:
         return []
     ratio = res["lakefine_texts_per_s"] / res["raw_texts_per_s"]
     map_rest = res["lakefine_s"] - res["hf_tokenizer_call_s"]
-    reason = (f"the transformers tokenizer call builds Python lists of 3 fields ({res['hf_tokenizer_call_s']:.2f}s;"
-              f" input_ids only: {res['hf_tokenizer_call_ids_only_s']:.2f}s, raw: {res['raw_s']:.2f}s) and Dataset.map"
-              f" converts + writes them to Arrow (~{max(0.0, map_rest):.2f}s)")
-    return [check("3 tokenization", f"lakefine tokenize texts/s / raw tokenizers encode_batch ({res['texts']:,} RT"
-                  f" texts, max_length {res['max_length']})", fmt_rate(res["lakefine_texts_per_s"]),
-                  fmt_rate(res["raw_texts_per_s"]), f"{ratio:.2f}x", ">= 0.80x", ratio >= 0.8, reason,
-                  note=f"a rerun reads the cache: {res['lakefine_cached_s']:.2f}s")]
+    reason = (
+        f"the transformers tokenizer call builds Python lists of 3 fields ({res['hf_tokenizer_call_s']:.2f}s;"
+        f" input_ids only: {res['hf_tokenizer_call_ids_only_s']:.2f}s, raw: {res['raw_s']:.2f}s) and Dataset.map"
+        f" converts + writes them to Arrow (~{max(0.0, map_rest):.2f}s)"
+    )
+    return [
+        check(
+            "3 tokenization",
+            f"lakefine tokenize texts/s / raw tokenizers encode_batch ({res['texts']:,} RT"
+            f" texts, max_length {res['max_length']})",
+            fmt_rate(res["lakefine_texts_per_s"]),
+            fmt_rate(res["raw_texts_per_s"]),
+            f"{ratio:.2f}x",
+            ">= 0.80x",
+            ratio >= 0.8,
+            reason,
+            note=f"a rerun reads the cache: {res['lakefine_cached_s']:.2f}s",
+        )
+    ]
 
 
 def training_checks(res: dict) -> list[dict]:
@@ -172,28 +267,50 @@ def training_checks(res: dict) -> list[dict]:
         return []
     lf = res["lakefine"]
     res = {**res, "load_average_1m": res.get("load_average_1m", ["?"])}
-    rows = [check("4 training", f"padding efficiency, lakefine defaults (dynamic + group_by_length, max_length"
-                  f" {res['max_length']}), whole epoch", f"{lf['padding_efficiency_epoch']:.3f}",
-                  f"random batches {res['dynamic_random']['padding_efficiency_epoch']:.3f}",
-                  "", ">= 0.95", lf["padding_efficiency_epoch"] >= 0.95,
-                  "length-grouped megabatches still mix lengths within a batch")]
+    rows = [
+        check(
+            "4 training",
+            f"padding efficiency, lakefine defaults (dynamic + group_by_length, max_length"
+            f" {res['max_length']}), whole epoch",
+            f"{lf['padding_efficiency_epoch']:.3f}",
+            f"random batches {res['dynamic_random']['padding_efficiency_epoch']:.3f}",
+            "",
+            ">= 0.95",
+            lf["padding_efficiency_epoch"] >= 0.95,
+            "length-grouped megabatches still mix lengths within a batch",
+        )
+    ]
     targets = {"pad_512": 50.0, "pad_128": 4.0, "dynamic_random": 1.7}
-    labels = {"pad_512": "pad every example to 512", "pad_128": "pad to 128",
-              "dynamic_random": "dynamic padding, random batches"}
+    labels = {
+        "pad_512": "pad every example to 512",
+        "pad_128": "pad to 128",
+        "dynamic_random": "dynamic padding, random batches",
+    }
     for name, target in targets.items():
         other = res[name]
         ratio = lf["non_pad_tokens_per_s"] / other["non_pad_tokens_per_s"]
         share = lf["optimizer_seconds_per_step"] / lf["seconds_per_step"]
-        reason = (f"short batches cost more per token: lakefine {lf['seconds_per_step']:.2f}s/step at"
-                  f" {lf['padded_length_mean']:.0f} tokens (optimizer {share:.0%} of it) vs"
-                  f" {other['seconds_per_step']:.2f}s/step at {other['padded_length_mean']:.0f}; few timed steps on a"
-                  f" shared machine (load {res.get('load_average_1m', ['?'])[0]})")
-        rows.append(check("4 training", f"non-pad tokens/s, lakefine / {labels[name]} (batch {res['batch_size']},"
-                          f" {lf['steps']} vs {other['steps']} steps)",
-                          f"{lf['non_pad_tokens_per_s']:.0f}/s", f"{other['non_pad_tokens_per_s']:.1f}/s",
-                          f"{ratio:.1f}x", f">= {target:g}x", ratio >= target, reason,
-                          note=f"{lf['seconds_per_step']:.2f} vs {other['seconds_per_step']:.2f} s/step, padded length"
-                               f" {lf['padded_length_mean']:.0f} vs {other['padded_length_mean']:.0f}"))
+        reason = (
+            f"short batches cost more per token: lakefine {lf['seconds_per_step']:.2f}s/step at"
+            f" {lf['padded_length_mean']:.0f} tokens (optimizer {share:.0%} of it) vs"
+            f" {other['seconds_per_step']:.2f}s/step at {other['padded_length_mean']:.0f}; few timed steps on a"
+            f" shared machine (load {res.get('load_average_1m', ['?'])[0]})"
+        )
+        rows.append(
+            check(
+                "4 training",
+                f"non-pad tokens/s, lakefine / {labels[name]} (batch {res['batch_size']},"
+                f" {lf['steps']} vs {other['steps']} steps)",
+                f"{lf['non_pad_tokens_per_s']:.0f}/s",
+                f"{other['non_pad_tokens_per_s']:.1f}/s",
+                f"{ratio:.1f}x",
+                f">= {target:g}x",
+                ratio >= target,
+                reason,
+                note=f"{lf['seconds_per_step']:.2f} vs {other['seconds_per_step']:.2f} s/step, padded length"
+                f" {lf['padded_length_mean']:.0f} vs {other['padded_length_mean']:.0f}",
+            )
+        )
     return rows
 
 
@@ -206,20 +323,45 @@ def e2e_checks(res: dict) -> list[dict]:
     measured_steps = res["max_steps"] if res["max_steps"] > 0 else steps_epoch
     projected = non_training + train * steps_epoch / measured_steps
     prep, tt = res["prepare_timings"], res["train_timings"]
-    parts = (f"Spark start {prep.get('spark_start', 0):.0f}s, prepare {prep.get('prepare_total', 0):.0f}s"
-             f" (handoff {prep.get('handoff', 0):.0f}s), tokenize {tt.get('tokenize', 0):.0f}s, evaluate+predict"
-             f" {tt.get('evaluate', 0):.0f}s, log+register model {tt.get('log_model', 0):.0f}s")
-    name = "end to end wall" + (f", projected to 1 epoch ({steps_epoch} steps) from {measured_steps} measured"
-                                 if measured_steps != steps_epoch else f" (1 epoch, {steps_epoch} steps)")
+    parts = (
+        f"Spark start {prep.get('spark_start', 0):.0f}s, prepare {prep.get('prepare_total', 0):.0f}s"
+        f" (handoff {prep.get('handoff', 0):.0f}s), tokenize {tt.get('tokenize', 0):.0f}s, evaluate+predict"
+        f" {tt.get('evaluate', 0):.0f}s, log+register model {tt.get('log_model', 0):.0f}s"
+    )
+    name = "end to end wall" + (
+        f", projected to 1 epoch ({steps_epoch} steps) from {measured_steps} measured"
+        if measured_steps != steps_epoch
+        else f" (1 epoch, {steps_epoch} steps)"
+    )
     per_step = f"Trainer.train {train:.0f}s for {measured_steps} steps ({train / measured_steps:.2f}s/step)"
     return [
-        check("5 end to end", name, f"{projected:.0f}s",
-              f"measured {wall:.0f}s" if measured_steps != steps_epoch else "", "", "< 600s", projected < 600,
-              f"{per_step}; {parts}",
-              note=per_step + ("; the projection scales the in-training eval + checkpoint too (conservative)"
-                               if measured_steps != steps_epoch else "")),
-        check("5 end to end", "non-training time (wall - Trainer.train)", f"{non_training:.0f}s", "", "", "< 90s",
-              non_training < 90, parts, note=parts),
+        check(
+            "5 end to end",
+            name,
+            f"{projected:.0f}s",
+            f"measured {wall:.0f}s" if measured_steps != steps_epoch else "",
+            "",
+            "< 600s",
+            projected < 600,
+            f"{per_step}; {parts}",
+            note=per_step
+            + (
+                "; the projection scales the in-training eval + checkpoint too (conservative)"
+                if measured_steps != steps_epoch
+                else ""
+            ),
+        ),
+        check(
+            "5 end to end",
+            "non-training time (wall - Trainer.train)",
+            f"{non_training:.0f}s",
+            "",
+            "",
+            "< 90s",
+            non_training < 90,
+            parts,
+            note=parts,
+        ),
     ]
 
 
@@ -231,10 +373,31 @@ def _ok(*results) -> bool:
 
 
 def print_table(rows: list[dict], header: str) -> None:
-    columns = [("#", 2), ("section", 14), ("check", 0), ("lakefine", 0), ("baseline", 0), ("ratio", 0),
-               ("target", 0), ("status", 7), ("why not met / note", 0)]
-    table = [[str(i + 1), r["section"], r["check"], r["lakefine"], r["baseline"], r["ratio"], r["target"],
-              r["status"], ("WHY: " + r["reason"]) if r["reason"] else r["note"]] for i, r in enumerate(rows)]
+    columns = [
+        ("#", 2),
+        ("section", 14),
+        ("check", 0),
+        ("lakefine", 0),
+        ("baseline", 0),
+        ("ratio", 0),
+        ("target", 0),
+        ("status", 7),
+        ("why not met / note", 0),
+    ]
+    table = [
+        [
+            str(i + 1),
+            r["section"],
+            r["check"],
+            r["lakefine"],
+            r["baseline"],
+            r["ratio"],
+            r["target"],
+            r["status"],
+            ("WHY: " + r["reason"]) if r["reason"] else r["note"],
+        ]
+        for i, r in enumerate(rows)
+    ]
     widths = [max([len(name)] + [len(line[i]) for line in table]) for i, (name, _) in enumerate(columns)]
     widths[-1] = len(columns[-1][0])  # the reason column is last: not padded
 
@@ -250,11 +413,15 @@ def print_table(rows: list[dict], header: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="< 10 minutes: handoff at 100k and 300k rows,"
-                        " fewer training steps, end to end with train.max_steps=50")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="< 10 minutes: handoff at 100k and 300k rows, fewer training steps, end to end with train.max_steps=50",
+    )
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
-    parser.add_argument("--only", nargs="*", default=None,
-                        help="sections to run (handoff labels tokenization training end_to_end)")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="sections to run (handoff labels tokenization training end_to_end)"
+    )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     cfg = MODES[mode]
@@ -273,9 +440,16 @@ def main(argv=None) -> int:
         results = {}
         for n in cfg["sizes"]:
             for method in HANDOFF_METHODS:
-                results[(method, n)] = run_worker("handoff", {
-                    "method": method, "rows": n, "repeats": cfg["handoff_repeats"],
-                    "diagnose": method.startswith("lakefine_")}, log_dir)
+                results[(method, n)] = run_worker(
+                    "handoff",
+                    {
+                        "method": method,
+                        "rows": n,
+                        "repeats": cfg["handoff_repeats"],
+                        "diagnose": method.startswith("lakefine_"),
+                    },
+                    log_dir,
+                )
         raw["handoff"] = {f"{m}@{n}": r for (m, n), r in results.items()}
         rows += handoff_checks(results, cfg["sizes"])
     if "labels" in sections:
@@ -291,23 +465,34 @@ def main(argv=None) -> int:
         raw["end_to_end"] = run_worker("end_to_end", {"overrides": cfg["e2e_overrides"]}, log_dir)
         rows += e2e_checks(raw["end_to_end"])
 
-    measurements = {**{f"handoff {k}": v for k, v in raw.get("handoff", {}).items()},
-                    **{k: v for k, v in raw.items() if k != "handoff"}}
+    measurements = {
+        **{f"handoff {k}": v for k, v in raw.get("handoff", {}).items()},
+        **{k: v for k, v in raw.items() if k != "handoff"},
+    }
     errors = {k: v["error"] for k, v in measurements.items() if "error" in v}
     total = time.perf_counter() - started
     meta = {
-        "mode": mode, "sizes": cfg["sizes"], "train_steps": cfg["train_steps"], "e2e_overrides": cfg["e2e_overrides"],
-        "seconds": round(total, 1), "cpus": os.cpu_count(), "platform": platform.platform(),
-        "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "mode": mode,
+        "sizes": cfg["sizes"],
+        "train_steps": cfg["train_steps"],
+        "e2e_overrides": cfg["e2e_overrides"],
+        "seconds": round(total, 1),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "errors": errors,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "errors": errors,
     }
     out.write_text(json.dumps({"meta": meta, "checks": rows, "raw": raw}, indent=2, default=str))
-    header = (f"lakefine bench ({mode}; handoff at {' and '.join(size_name(n) for n in cfg['sizes'])} rows"
-              + (f"; end to end with {' '.join(cfg['e2e_overrides'])}" if cfg["e2e_overrides"] else "")
-              + f"; {os.cpu_count()} CPUs, load average {load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end;"
-              f" {total:.0f} s)")
+    header = (
+        f"lakefine bench ({mode}; handoff at {' and '.join(size_name(n) for n in cfg['sizes'])} rows"
+        + (f"; end to end with {' '.join(cfg['e2e_overrides'])}" if cfg["e2e_overrides"] else "")
+        + f"; {os.cpu_count()} CPUs, load average {load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end;"
+        f" {total:.0f} s)"
+    )
     print_table(rows, header)
     met = sum(r["status"] == "met" for r in rows)
     missed = sum(r["status"] == "NOT MET" for r in rows)

@@ -65,11 +65,15 @@ class PeakMemory:
             self._workers = jvm.children(recursive=True) if jvm else []
         jvm = getattr(self, "jvm", None)
         driver_anon, driver_file = self._rss_split(self.me.pid)
-        return {"driver": self._rss(self.me), "jvm": self._rss(jvm),
-                "workers": sum(self._pss(w) for w in self._workers),
-                # anonymous vs file-backed (memory-mapped files: pages the kernel can drop)
-                "driver_anon": driver_anon, "driver_file": driver_file,
-                "jvm_anon": self._rss_split(jvm.pid)[0] if jvm else 0}
+        return {
+            "driver": self._rss(self.me),
+            "jvm": self._rss(jvm),
+            "workers": sum(self._pss(w) for w in self._workers),
+            # anonymous vs file-backed (memory-mapped files: pages the kernel can drop)
+            "driver_anon": driver_anon,
+            "driver_file": driver_file,
+            "jvm_anon": self._rss_split(jvm.pid)[0] if jvm else 0,
+        }
 
     @staticmethod
     def _rss_split(pid: int) -> tuple[int, int]:
@@ -90,7 +94,7 @@ class PeakMemory:
         except psutil.Error:
             return 0
 
-    def start(self) -> "PeakMemory":
+    def start(self) -> PeakMemory:
         self._workers_at = 0.0
         self.base = self.snapshot()
         self.peak = dict(self.base)
@@ -116,12 +120,14 @@ class PeakMemory:
 
 # ---------------------------------------------------------------------------- data
 
-WORDS = ("the a film movie story great bad acting plot director cast scene funny dull "
-         "moving charming boring script performance visual music pace ending characters "
-         "audience drama comedy thriller romance action brilliant weak strong clever "
-         "predictable original heart humor dialogue camera beautiful messy smart silly "
-         "tense warm cold long short tired fresh rotten classic modern world life love "
-         "family war city night dream").split()
+WORDS = (
+    "the a film movie story great bad acting plot director cast scene funny dull "
+    "moving charming boring script performance visual music pace ending characters "
+    "audience drama comedy thriller romance action brilliant weak strong clever "
+    "predictable original heart humor dialogue camera beautiful messy smart silly "
+    "tense warm cold long short tired fresh rotten classic modern world life love "
+    "family war city night dream"
+).split()
 
 
 def synthetic_rows(spark, n: int, partitions: int = 4):
@@ -178,9 +184,9 @@ def handoff(params: dict) -> dict:
     from pyspark.sql import functions as F
 
     from lakefine.core.dataset import FORMAT_VERSION, cache_key
-    from lakefine.prep.publish import publish
     from lakefine.core.labels import LabelMap
     from lakefine.prep.prepare import _content_digest, dataset_features
+    from lakefine.prep.publish import publish
     from lakefine.prep.session import local_session
 
     method, rows, repeats = params["method"], int(params["rows"]), int(params.get("repeats", 2))
@@ -206,12 +212,17 @@ def handoff(params: dict) -> dict:
                 key = cache_key({"format": FORMAT_VERSION, "data": digest, "run": i})
                 key_s = time.perf_counter() - t0
                 published = publish(
-                    df, root=out / "volume", key=key, features=features, split_rows=split_rows,
-                    method=method.removeprefix("lakefine_"), working_dir=out / "local_ssd",
-                    num_partitions=4, manifest_extra={},
+                    df,
+                    root=out / "volume",
+                    key=key,
+                    features=features,
+                    split_rows=split_rows,
+                    method=method.removeprefix("lakefine_"),
+                    working_dir=out / "local_ssd",
+                    num_partitions=4,
+                    manifest_extra={},
                 )
-                return published.manifest["rows"], {"cache_key_s": key_s,
-                                                    "publish_s": time.perf_counter() - t0 - key_s}
+                return published.manifest["rows"], {"cache_key_s": key_s, "publish_s": time.perf_counter() - t0 - key_s}
             if method == "plain_from_spark":
                 return Dataset.from_spark(df, features=features, cache_dir=str(out / "hf_cache")).num_rows, {}
             if method == "pandas":  # in memory: Dataset.from_pandas writes no Arrow file
@@ -238,8 +249,16 @@ def handoff(params: dict) -> dict:
             runs.append({"seconds": seconds, **detail})
             shutil.rmtree(work / f"run{i}", ignore_errors=True)
         best = min(runs, key=lambda r: r["seconds"])
-        result = {"method": method, "rows": rows, "seconds": best["seconds"], "rows_per_s": rows / best["seconds"],
-                  "first_run_seconds": runs[0]["seconds"], "runs": runs, "spark_start_s": spark_start, **mem}
+        result = {
+            "method": method,
+            "rows": rows,
+            "seconds": best["seconds"],
+            "rows_per_s": rows / best["seconds"],
+            "first_run_seconds": runs[0]["seconds"],
+            "runs": runs,
+            "spark_start_s": spark_start,
+            **mem,
+        }
         if params.get("diagnose") and method.startswith("lakefine_"):
             result["diagnosis"] = _diagnose_handoff(spark, df, features, work, repeats)
         return result
@@ -256,9 +275,12 @@ def _diagnose_handoff(spark, df, features, work: Path, repeats: int) -> dict:
 
     from lakefine.prep.split import split_rank
 
-    ordered = (df.select("*", split_rank().alias("_split_rank"))
-               .repartitionByRange(4, "_split_rank", "row_hash")
-               .sortWithinPartitions("_split_rank", "row_hash", "text", "label").drop("_split_rank"))
+    ordered = (
+        df.select("*", split_rank().alias("_split_rank"))
+        .repartitionByRange(4, "_split_rank", "row_hash")
+        .sortWithinPartitions("_split_rank", "row_hash", "text", "label")
+        .drop("_split_rank")
+    )
 
     def best_of(fn):
         best = float("inf")
@@ -276,8 +298,11 @@ def _diagnose_handoff(spark, df, features, work: Path, repeats: int) -> dict:
     t0 = time.perf_counter()
     Dataset.from_parquet(parts, features=features, cache_dir=str(work / "diag_cache"))
     convert = time.perf_counter() - t0
-    return {"order_shuffle_sort_s": max(0.0, ordered_scan - plain_scan), "digest_pass_s": digest,
-            "parquet_to_arrow_in_driver_s": convert}
+    return {
+        "order_shuffle_sort_s": max(0.0, ordered_scan - plain_scan),
+        "digest_pass_s": digest,
+        "parquet_to_arrow_in_driver_s": convert,
+    }
 
 
 def _import_datasets(batches):
@@ -302,9 +327,11 @@ def labels(params: dict) -> dict:
     spark = local_session("local[2]")
     bucket = F.abs(F.xxhash64("id")) % 100
     # two known labels and 1% unknown (must become -1 on both sides)
-    base = spark.range(0, rows, numPartitions=4).select(
-        F.when(bucket < 57, "fresh").when(bucket < 99, "rotten").otherwise("plot").alias("label")
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    base = (
+        spark.range(0, rows, numPartitions=4)
+        .select(F.when(bucket < 57, "fresh").when(bucket < 99, "rotten").otherwise("plot").alias("label"))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     base.count()
     label_map = LabelMap(("fresh", "rotten"))
     mapping = F.create_map(*chain.from_iterable((F.lit(k), F.lit(v)) for k, v in label_map.label2id.items()))
@@ -347,8 +374,14 @@ def tokenization(params: dict) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-tokenize-"))
     try:
         # The published shape, read back memory-mapped from an Arrow file like published.load().
-        Dataset.from_dict({"text": texts, "label": [0] * len(texts), "split": ["train"] * len(texts),
-                           "row_hash": list(range(len(texts)))}).save_to_disk(str(work / "data"))
+        Dataset.from_dict(
+            {
+                "text": texts,
+                "label": [0] * len(texts),
+                "split": ["train"] * len(texts),
+                "row_hash": list(range(len(texts))),
+            }
+        ).save_to_disk(str(work / "data"))
         data = DatasetDict({"train": datasets.load_from_disk(str(work / "data"))})
         published = types.SimpleNamespace(path=work / "published")  # tokenize() uses .path for its cache
         tokenizer = load_tokenizer(model_dir, max_length)
@@ -369,10 +402,14 @@ def tokenization(params: dict) -> dict:
         # the rest is Dataset.map (Arrow conversion, cache file write).
         def hf_call(**kwargs):
             for start in range(0, len(texts), 1000):
-                tokenizer(texts[start:start + 1000], truncation=True, max_length=max_length, **kwargs)
+                tokenizer(texts[start : start + 1000], truncation=True, max_length=max_length, **kwargs)
 
-        variants = {"lakefine": lakefine_cold, "raw": raw_ids, "hf_call": hf_call,
-                    "hf_call_ids_only": lambda: hf_call(return_token_type_ids=False, return_attention_mask=False)}
+        variants = {
+            "lakefine": lakefine_cold,
+            "raw": raw_ids,
+            "hf_call": hf_call,
+            "hf_call_ids_only": lambda: hf_call(return_token_type_ids=False, return_attention_mask=False),
+        }
         best = dict.fromkeys(variants, float("inf"))
         outputs = {}
         for _ in range(repeats):  # interleaved rounds: machine load falls on every variant alike
@@ -381,17 +418,30 @@ def tokenization(params: dict) -> dict:
                 outputs[name] = fn()
                 best[name] = min(best[name], time.perf_counter() - t0)
         tokenized, ids = outputs["lakefine"], outputs["raw"]
-        lakefine_best, raw_best, hf_all, hf_ids = best["lakefine"], best["raw"], best["hf_call"], best["hf_call_ids_only"]
+        lakefine_best, raw_best, hf_all, hf_ids = (
+            best["lakefine"],
+            best["raw"],
+            best["hf_call"],
+            best["hf_call_ids_only"],
+        )
         t0 = time.perf_counter()
         tokenize(data, tokenizer, published, max_length)  # the cache hit a rerun gets
         cached = time.perf_counter() - t0
         same = tokenized["train"]["input_ids"] == ids
         assert same, "lakefine and the raw tokenizer disagree on the ids"
-        return {"texts": len(texts), "max_length": max_length, "percentiles": percentiles,
-                "lakefine_s": lakefine_best, "raw_s": raw_best, "lakefine_cached_s": cached,
-                "hf_tokenizer_call_s": hf_all, "hf_tokenizer_call_ids_only_s": hf_ids,
-                "identical_ids": same,
-                "lakefine_texts_per_s": len(texts) / lakefine_best, "raw_texts_per_s": len(texts) / raw_best}
+        return {
+            "texts": len(texts),
+            "max_length": max_length,
+            "percentiles": percentiles,
+            "lakefine_s": lakefine_best,
+            "raw_s": raw_best,
+            "lakefine_cached_s": cached,
+            "hf_tokenizer_call_s": hf_all,
+            "hf_tokenizer_call_ids_only_s": hf_ids,
+            "identical_ids": same,
+            "lakefine_texts_per_s": len(texts) / lakefine_best,
+            "raw_texts_per_s": len(texts) / raw_best,
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -422,30 +472,40 @@ def training(params: dict) -> dict:
     # no decay on biases/LayerNorm) and gradient clipping at 1.0.
     decay = [p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=5e-5, fused=True)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=5e-5, fused=True
+    )
 
     def encode(truncate_to):
         return tokenizer(texts, truncation=True, max_length=truncate_to)["input_ids"]
 
     def chunks(order):
         order = list(order)
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
     generator = torch.Generator().manual_seed(seed)
     random_order = torch.randperm(len(texts), generator=generator).tolist()
     ids_auto, ids_512 = encode(max_length), encode(512)
     ids_128 = encode(128)
-    grouped = list(LengthGroupedSampler(batch_size, lengths=[len(x) for x in ids_auto],
-                                        generator=torch.Generator().manual_seed(seed)))
+    grouped = list(
+        LengthGroupedSampler(
+            batch_size, lengths=[len(x) for x in ids_auto], generator=torch.Generator().manual_seed(seed)
+        )
+    )
     methods = {
         # name: (ids, batch order, collator)
         "lakefine": (ids_auto, chunks(grouped), DataCollatorWithPadding(tokenizer)),
         "dynamic_random": (ids_512, chunks(random_order), DataCollatorWithPadding(tokenizer)),
-        "pad_128": (ids_128, chunks(random_order),
-                    DataCollatorWithPadding(tokenizer, padding="max_length", max_length=128)),
-        "pad_512": (ids_512, chunks(random_order),
-                    DataCollatorWithPadding(tokenizer, padding="max_length", max_length=512)),
+        "pad_128": (
+            ids_128,
+            chunks(random_order),
+            DataCollatorWithPadding(tokenizer, padding="max_length", max_length=128),
+        ),
+        "pad_512": (
+            ids_512,
+            chunks(random_order),
+            DataCollatorWithPadding(tokenizer, padding="max_length", max_length=512),
+        ),
     }
 
     def collate(ids, collator, batch):
@@ -479,8 +539,14 @@ def training(params: dict) -> dict:
         # timed batches: the middle of n equal strata of the epoch, so a few steps see its length mix
         picked = [full[int((k + 0.5) * len(full) / n)] for k in range(n)]
         plan[name] = (ids, collator, picked)
-        totals[name] = {"steps": n, "seconds": 0.0, "optimizer_seconds": 0.0, "non_pad": 0, "all": 0,
-                        "padding_efficiency_epoch": real / padded}
+        totals[name] = {
+            "steps": n,
+            "seconds": 0.0,
+            "optimizer_seconds": 0.0,
+            "non_pad": 0,
+            "all": 0,
+            "padding_efficiency_epoch": real / padded,
+        }
 
     # Interleaved: round r takes step r of every method that has one, so the load of a
     # shared machine falls on all methods alike.
@@ -500,12 +566,16 @@ def training(params: dict) -> dict:
     results = {"max_length": max_length, "batch_size": batch_size, "torch_threads": torch.get_num_threads()}
     for name, t in totals.items():
         n = t["steps"]
-        results[name] = {"steps": n, "seconds": t["seconds"], "seconds_per_step": t["seconds"] / n,
-                         "optimizer_seconds_per_step": t["optimizer_seconds"] / n,
-                         "padded_length_mean": t["all"] / n / batch_size,
-                         "non_pad_tokens_per_s": t["non_pad"] / t["seconds"],
-                         "padding_efficiency_epoch": t["padding_efficiency_epoch"],
-                         "padding_efficiency_timed": t["non_pad"] / t["all"]}
+        results[name] = {
+            "steps": n,
+            "seconds": t["seconds"],
+            "seconds_per_step": t["seconds"] / n,
+            "optimizer_seconds_per_step": t["optimizer_seconds"] / n,
+            "padded_length_mean": t["all"] / n / batch_size,
+            "non_pad_tokens_per_s": t["non_pad"] / t["seconds"],
+            "padding_efficiency_epoch": t["padding_efficiency_epoch"],
+            "padding_efficiency_timed": t["non_pad"] / t["all"],
+        }
     return results
 
 
@@ -527,17 +597,29 @@ def end_to_end(params: dict) -> dict:
         process = time.perf_counter() - started
         train_timings = result["train"]["timings"]
         splits = result["prepare"]["splits"]
-        return {"overrides": params.get("overrides", []), "wall_seconds": result["wall_seconds"],
-                "process_seconds": process, "imports_and_staging_s": imports,
-                "prepare_timings": result["prepare_timings"], "train_timings": train_timings,
-                "train_rows": splits.get("train"), "batch_size": config.train.batch_size,
-                "max_steps": config.train.max_steps, "metrics": result["train"]["metrics"]}
+        return {
+            "overrides": params.get("overrides", []),
+            "wall_seconds": result["wall_seconds"],
+            "process_seconds": process,
+            "imports_and_staging_s": imports,
+            "prepare_timings": result["prepare_timings"],
+            "train_timings": train_timings,
+            "train_rows": splits.get("train"),
+            "batch_size": config.train.batch_size,
+            "max_steps": config.train.max_steps,
+            "metrics": result["train"]["metrics"],
+        }
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-SECTIONS = {"handoff": handoff, "labels": labels, "tokenization": tokenization, "training": training,
-            "end_to_end": end_to_end}
+SECTIONS = {
+    "handoff": handoff,
+    "labels": labels,
+    "tokenization": tokenization,
+    "training": training,
+    "end_to_end": end_to_end,
+}
 
 if __name__ == "__main__":
     section, params, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]

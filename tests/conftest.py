@@ -114,8 +114,12 @@ def make_config(**sections):
 
     raw = {
         "name": "t",
-        "source": {"path": RT_PATH, "where": "category IN ('fresh', 'rotten')",
-                   "text_column": "text", "label_column": "category"},
+        "source": {
+            "path": RT_PATH,
+            "where": "category IN ('fresh', 'rotten')",
+            "text_column": "text",
+            "label_column": "category",
+        },
         "model": {"name_or_path": "tiny-random-bert"},
         "train": {"max_steps": 4, "batch_size": 8, "logging_steps": 2},
     }

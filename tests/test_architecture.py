@@ -31,12 +31,15 @@ def test_the_import_contracts_hold():
     assert "0 broken" in result.stdout and "5 kept" in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("module, line, contract", [
-    ("prep/clean.py", "import torch", "The Spark side never imports torch"),
-    ("training/common.py", "import pyspark", "The training side never imports pyspark"),
-    ("core/labels.py", "from lakefine.tracking import client", "Layers"),
-    ("training/checkpoints.py", "from lakefine.training import callbacks", "No import cycles"),
-])
+@pytest.mark.parametrize(
+    "module, line, contract",
+    [
+        ("prep/clean.py", "import torch", "The Spark side never imports torch"),
+        ("training/common.py", "import pyspark", "The training side never imports pyspark"),
+        ("core/labels.py", "from lakefine.tracking import client", "Layers"),
+        ("training/checkpoints.py", "from lakefine.training import callbacks", "No import cycles"),
+    ],
+)
 def test_a_broken_contract_fails_the_check(tmp_path, module, line, contract):
     """The same contracts on a copy of the package with one bad import planted."""
     shutil.copytree(REPO / "src" / "lakefine", tmp_path / "src" / "lakefine")
@@ -52,8 +55,14 @@ def test_a_broken_contract_fails_the_check(tmp_path, module, line, contract):
 def loaded_after(code: str, env: dict | None = None) -> set[str]:
     """The top-level modules loaded in a fresh interpreter after ``code``."""
     probe = code + "\nimport sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return set(result.stdout.split())
 
@@ -62,7 +71,8 @@ def loaded_after(code: str, env: dict | None = None) -> set[str]:
 def test_prepare_never_loads_torch(local_root):
     loaded = loaded_after(
         "from lakefine.cli import main\n"
-        f"assert main(['prepare', 'pipelines/smoke.yaml', '--local-root', {str(local_root)!r}]) == 0\n")
+        f"assert main(['prepare', 'pipelines/smoke.yaml', '--local-root', {str(local_root)!r}]) == 0\n"
+    )
     assert "pyspark" in loaded  # it did prepare
     assert "torch" not in loaded
 
@@ -81,7 +91,8 @@ def test_the_training_side_never_loads_pyspark():
         "import lakefine.training.tasks, lakefine.training.callbacks, lakefine.training.checkpoints,"
         " lakefine.training.tiny_models, lakefine.serving.mlflow_model, lakefine.tracking.runs\n"
         "from lakefine import pipeline\n"
-        "import inspect; inspect.getsource(pipeline.train)  # the entry point the finetune task calls\n")
+        "import inspect; inspect.getsource(pipeline.train)  # the entry point the finetune task calls\n"
+    )
     assert {"torch", "transformers", "mlflow"} <= loaded  # it did import the training side
     assert "pyspark" not in loaded
 

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from lakefine.core.dataset import FORMAT_VERSION
+from lakefine.core.dataset import FORMAT_VERSION, MANIFEST, PublishedDataset, latest_published
 from lakefine.prep import publish as handoff
-from lakefine.core.dataset import MANIFEST, PublishedDataset, latest_published
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 DATASETS = "Volumes/main/lakefine/prep/datasets/smoke"
@@ -114,17 +113,36 @@ def _start_prepare(local: Path, *overrides: str) -> subprocess.Popen:
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local)}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "lakefine.cli", "prepare", SMOKE, *overrides,
-         f"runtime.working_dir={local / 'scratch'}", "--json"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "lakefine.cli",
+            "prepare",
+            SMOKE,
+            *overrides,
+            f"runtime.working_dir={local / 'scratch'}",
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed, when", [
-    (101, 2.0), (102, 5.0), (103, 8.0),  # interpreter / JVM start-up, Spark stages
-    (104, _staging_created), (105, _shard_written), (106, _shards_moved),  # during the handoff
-], ids=["2s", "5s", "8s", "staging-created", "shard-written", "shards-moved"])
+@pytest.mark.parametrize(
+    "seed, when",
+    [
+        (101, 2.0),
+        (102, 5.0),
+        (103, 8.0),  # interpreter / JVM start-up, Spark stages
+        (104, _staging_created),
+        (105, _shard_written),
+        (106, _shards_moved),  # during the handoff
+    ],
+    ids=["2s", "5s", "8s", "staging-created", "shard-written", "shards-moved"],
+)
 def test_sigkill_never_leaves_a_partial_dataset(root, seed, when):
     # A seed of its own per kill: a different cache key, so an earlier kill that
     # happened to publish cannot turn this one into a cache hit.
@@ -148,10 +166,13 @@ def test_sigkill_never_leaves_a_partial_dataset(root, seed, when):
     finally:
         if proc.poll() is None:
             _kill_group(proc)
-    print(f"\nkill {getattr(when, '__name__', when)} after {time.monotonic() - started:.1f} s:"
-          f" {'running' if still_running else 'already exited'}, {len(new)} new staging entries")
-    assert still_running or (callable(when) and when is _shards_moved), \
+    print(
+        f"\nkill {getattr(when, '__name__', when)} after {time.monotonic() - started:.1f} s:"
+        f" {'running' if still_running else 'already exited'}, {len(new)} new staging entries"
+    )
+    assert still_running or (callable(when) and when is _shards_moved), (
         f"prepare ended (exit {proc.returncode}) before the kill point"
+    )
     assert_readers_see_no_partial_dataset(datasets)
 
 
@@ -161,9 +182,13 @@ def test_a_rerun_after_the_kills_completes_and_publishes(root):
     before = latest_published(datasets)
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run([sys.executable, "-m", "lakefine.cli", "prepare", SMOKE,
-                             f"runtime.working_dir={root / 'scratch'}", "--json"],
-                            env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-m", "lakefine.cli", "prepare", SMOKE, f"runtime.working_dir={root / 'scratch'}", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["cache_hit"] is False
@@ -180,14 +205,21 @@ def _fake_published(root: Path, name: str, key: str, published_at: float) -> Pat
 
     directory = root / name
     (directory / "cache").mkdir(parents=True)
-    rows = {"text": ["a", "b", "c"], "label": [0, 1, 0], "split": ["train", "train", "test"],
-            "row_hash": [1, 2, 3]}
+    rows = {"text": ["a", "b", "c"], "label": [0, 1, 0], "split": ["train", "train", "test"], "row_hash": [1, 2, 3]}
     Dataset.from_dict(rows).save_to_disk(str(directory / "cache"))
     files = sorted(str(p.relative_to(directory)) for p in (directory / "cache").glob("*.arrow"))
-    (directory / MANIFEST).write_text(json.dumps({
-        "format_version": FORMAT_VERSION, "key": key, "files": files, "rows": 3,
-        "splits": {"train": [0, 2], "validation": [2, 2], "test": [2, 3]},
-        "published_at": published_at}))
+    (directory / MANIFEST).write_text(
+        json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "key": key,
+                "files": files,
+                "rows": 3,
+                "splits": {"train": [0, 2], "validation": [2, 2], "test": [2, 3]},
+                "published_at": published_at,
+            }
+        )
+    )
     return directory
 
 

@@ -37,9 +37,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from conftest import REPO, make_config
-from lakefine.prep.clean import with_key
 from lakefine.core.config import SplitConfig
 from lakefine.core.errors import ConfigError, DataError, TrainingError
+from lakefine.prep.clean import with_key
 from lakefine.prep.prepare import prepare
 from lakefine.prep.split import assign_split
 
@@ -97,8 +97,13 @@ def expect_error(error_type, call, *fragments):
 def start_cli(root, *args) -> subprocess.Popen:
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen([sys.executable, "-m", "lakefine.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lakefine.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def assert_clean_cli_error(process: subprocess.Popen, *fragments):
@@ -163,25 +168,43 @@ def mixed(spark, module_root, cli_cases):  # cli_cases: start the subprocesses f
     """Good rows plus one of each bad kind, in one DataFrame with two extra columns of
     types the handoff cannot carry (map, void): they are not needed, so ignored."""
     unseen = texts_in_splits(spark, [f"unseen class review {i}" for i in range(60)], {"validation", "test"}, 3)
-    long_text = texts_in_splits(spark, [f"long review {i} " + " ".join(["word"] * 1500) for i in range(20)],
-                                {"train"}, 1)[0]
+    long_text = texts_in_splits(
+        spark, [f"long review {i} " + " ".join(["word"] * 1500) for i in range(20)], {"train"}, 1
+    )[0]
     bad = [
-        (None, "pos"), ("", "neg"), ("   \n\t \u00a0 ", "pos"),          # null, empty, whitespace-only
-        ("the label is missing", None), ("the label is blank", "  \t"),  # null / blank label
-        ("upper case label", "POS"), ("spaced label", " Pos\t"),         # merged by labels.case=normalize
-        *[(text, "neg") for text in MOJIBAKE], (CLEAN_ACCENTS, "pos"),
-        *[(text, "unseen") for text in unseen],                          # only in validation/test
-        ("tiny class one", "tiny"), ("tiny class two", "tiny"),          # 2 < labels.min_count=3
-        ("same words two labels", "pos"), ("same words two labels", "neg"),
-        ("a duplicated review", "pos"), ("a duplicated review", "pos"), ("a  duplicated\nreview ", "pos"),
+        (None, "pos"),
+        ("", "neg"),
+        ("   \n\t \u00a0 ", "pos"),  # null, empty, whitespace-only
+        ("the label is missing", None),
+        ("the label is blank", "  \t"),  # null / blank label
+        ("upper case label", "POS"),
+        ("spaced label", " Pos\t"),  # merged by labels.case=normalize
+        *[(text, "neg") for text in MOJIBAKE],
+        (CLEAN_ACCENTS, "pos"),
+        *[(text, "unseen") for text in unseen],  # only in validation/test
+        ("tiny class one", "tiny"),
+        ("tiny class two", "tiny"),  # 2 < labels.min_count=3
+        ("same words two labels", "pos"),
+        ("same words two labels", "neg"),
+        ("a duplicated review", "pos"),
+        ("a duplicated review", "pos"),
+        ("a  duplicated\nreview ", "pos"),
         (long_text, "neg"),
     ]
-    df = (spark.createDataFrame(BASE + bad, SCHEMA)
-          .withColumn("meta", F.create_map(F.lit("source"), F.col("sentiment")))
-          .withColumn("nothing", F.lit(None)))
+    df = (
+        spark.createDataFrame(BASE + bad, SCHEMA)
+        .withColumn("meta", F.create_map(F.lit("source"), F.col("sentiment")))
+        .withColumn("nothing", F.lit(None))
+    )
     result = run_prepare(module_root, spark, config(source=src(), labels={"case": "normalize", "min_count": 3}), df)
-    return {"result": result, "rows": len(BASE + bad), "unseen": unseen, "long_text": long_text,
-            "quarantine": quarantined_rows(spark, result), "published": published_rows(result)}
+    return {
+        "result": result,
+        "rows": len(BASE + bad),
+        "unseen": unseen,
+        "long_text": long_text,
+        "quarantine": quarantined_rows(spark, result),
+        "published": published_rows(result),
+    }
 
 
 def reasons_of(mixed, text) -> list:
@@ -221,8 +244,13 @@ def test_label_case_normalize_merges_case_and_space_variants(mixed):
 
 def test_label_case_exact_refuses_labels_that_differ_only_in_case(spark, root):
     df = spark.createDataFrame(BASE + [("upper", "POS"), ("spaced", "pos ")], SCHEMA)
-    expect_error(DataError, lambda: prepare(config(source=src(), labels={"case": "exact"}), spark, df=df),
-                 "'sentiment'", "'POS' vs 'pos' vs 'pos '", "Set labels.case: normalize")
+    expect_error(
+        DataError,
+        lambda: prepare(config(source=src(), labels={"case": "exact"}), spark, df=df),
+        "'sentiment'",
+        "'POS' vs 'pos' vs 'pos '",
+        "Set labels.case: normalize",
+    )
 
 
 def test_label_seen_only_in_validation_or_test_is_quarantined(mixed):
@@ -245,7 +273,10 @@ def test_mojibake_is_detected_and_quarantined_but_real_accents_are_kept(mixed):
 
 def test_same_text_with_two_labels_is_quarantined_as_conflicting(mixed):
     assert mixed["result"].counts["by_reason"]["conflicting_labels"] == 2
-    assert sorted(row["label"] for row in mixed["quarantine"] if row["text"] == "same words two labels") == ["neg", "pos"]
+    assert sorted(row["label"] for row in mixed["quarantine"] if row["text"] == "same words two labels") == [
+        "neg",
+        "pos",
+    ]
 
 
 def test_duplicates_are_kept_counted_and_share_a_split(mixed):
@@ -291,15 +322,24 @@ def bad_csv(spark, module_root):
     quoted field, and an unclosed quote that swallows the lines after it."""
     path = module_root / "Volumes/main/ml/raw/bad_reviews.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\n".join([
-        b"review,sentiment", *GOOD_CSV_ROWS,
-        b"broken \xff\xfe bytes here,pos",
-        b"too,many,fields,neg",
-        b'"a quoted review\nover two lines",neg',
-        b'"an unclosed quote,pos', b"swallowed line one,neg", b"swallowed line two,pos",
-    ]) + b"\n")
-    cfg = config(source={"path": "/Volumes/main/ml/raw/bad_reviews.csv",
-                         "text_column": "review", "label_column": "sentiment"})
+    path.write_bytes(
+        b"\n".join(
+            [
+                b"review,sentiment",
+                *GOOD_CSV_ROWS,
+                b"broken \xff\xfe bytes here,pos",
+                b"too,many,fields,neg",
+                b'"a quoted review\nover two lines",neg',
+                b'"an unclosed quote,pos',
+                b"swallowed line one,neg",
+                b"swallowed line two,pos",
+            ]
+        )
+        + b"\n"
+    )
+    cfg = config(
+        source={"path": "/Volumes/main/ml/raw/bad_reviews.csv", "text_column": "review", "label_column": "sentiment"}
+    )
     result = run_prepare(module_root, spark, cfg)
     return result, quarantined_rows(spark, result), published_rows(result)
 
@@ -308,7 +348,9 @@ def test_non_utf8_bytes_are_quarantined_as_invalid_utf8(bad_csv):
     result, quarantine, _ = bad_csv
     assert_balanced(result)
     assert result.counts["by_reason"]["invalid_utf8_text"] == 1
-    assert [row["text"] for row in quarantine if row["reason"] == "invalid_utf8_text"] == ["broken \ufffd\ufffd bytes here"]
+    assert [row["text"] for row in quarantine if row["reason"] == "invalid_utf8_text"] == [
+        "broken \ufffd\ufffd bytes here"
+    ]
 
 
 def test_malformed_csv_lines_are_quarantined_with_the_raw_line(bad_csv):
@@ -351,9 +393,9 @@ def test_float_labels_become_integral_strings_and_keep_their_ids(numbered):
 
 
 def test_int_labels_2_0_1_become_strings_with_ids_2_0_1(spark):
-    from lakefine.prep.clean import to_canonical
     from lakefine.core.config import SourceConfig
     from lakefine.core.labels import LabelMap
+    from lakefine.prep.clean import to_canonical
 
     df = spark.createDataFrame([("a", 2), ("b", 0), ("c", 1), ("d", 10), ("e", 9)], "review string, sentiment long")
     canonical = to_canonical(df, SourceConfig(**src()))
@@ -369,7 +411,8 @@ def test_id_column_with_nulls_quarantines_null_id(numbered):
     assert_balanced(result)
     assert result.counts["by_reason"]["null_id"] == 6 and result.counts["by_reason"]["empty_id"] == 1
     assert sorted(row["text"] for row in quarantine if row["reason"] == "null_id") == [
-        f"a review without an id {i}" for i in range(6)]
+        f"a review without an id {i}" for i in range(6)
+    ]
     assert result.dataset.manifest["data_card"]["duplicate_rows"] == 0
 
 
@@ -378,25 +421,41 @@ def test_id_column_with_nulls_quarantines_null_id(numbered):
 
 def test_single_class_names_the_label_column(spark, root):
     df = spark.createDataFrame([(f"only {i}", "pos") for i in range(20)], SCHEMA)
-    expect_error(DataError, lambda: prepare(config(source=src()), spark, df=df),
-                 "label 'sentiment'", "only one class ('pos')", "Check source.label_column")
+    expect_error(
+        DataError,
+        lambda: prepare(config(source=src()), spark, df=df),
+        "label 'sentiment'",
+        "only one class ('pos')",
+        "Check source.label_column",
+    )
 
 
 def test_missing_column_suggests_the_closest_name(spark, root):
     df = spark.createDataFrame(BASE, SCHEMA)
-    expect_error(DataError, lambda: prepare(config(source=src(label_column="sentimnet")), spark, df=df),
-                 "source.label_column: column 'sentimnet'", "Did you mean 'sentiment'?")
+    expect_error(
+        DataError,
+        lambda: prepare(config(source=src(label_column="sentimnet")), spark, df=df),
+        "source.label_column: column 'sentimnet'",
+        "Did you mean 'sentiment'?",
+    )
 
 
-@pytest.mark.parametrize("key, column, build, expected", [
-    ("label_column", "tags", lambda c: F.create_map(F.lit("k"), c), "has type map<string,string>"),
-    ("label_column", "tags", lambda c: F.lit(None), "has type void"),
-    ("text_column", "tags", lambda c: F.array(c), "has type array<string>"),
-])
+@pytest.mark.parametrize(
+    "key, column, build, expected",
+    [
+        ("label_column", "tags", lambda c: F.create_map(F.lit("k"), c), "has type map<string,string>"),
+        ("label_column", "tags", lambda c: F.lit(None), "has type void"),
+        ("text_column", "tags", lambda c: F.array(c), "has type array<string>"),
+    ],
+)
 def test_a_needed_column_of_an_unusable_type_is_one_clear_error(spark, root, key, column, build, expected):
     df = spark.createDataFrame(BASE, SCHEMA).withColumn(column, build(F.col("sentiment")))
-    expect_error(DataError, lambda: prepare(config(source=src(**{key: column})), spark, df=df),
-                 f"source.{key}: column 'tags' {expected}", f"point source.{key} at")
+    expect_error(
+        DataError,
+        lambda: prepare(config(source=src(**{key: column})), spark, df=df),
+        f"source.{key}: column 'tags' {expected}",
+        f"point source.{key} at",
+    )
 
 
 @pytest.mark.parametrize("where", [None, "sentiment = 'nothing like this'"])
@@ -404,31 +463,53 @@ def test_empty_source_is_one_clear_error(spark, root, where):
     df = spark.createDataFrame(BASE if where else [], SCHEMA)
     if where:
         df = df.where(where)
-    expect_error(DataError, lambda: prepare(config(source=src(where=where)), spark, df=df),
-                 "source main.ml.reviews", "has no rows", "check that the table or files hold data")
+    expect_error(
+        DataError,
+        lambda: prepare(config(source=src(where=where)), spark, df=df),
+        "source main.ml.reviews",
+        "has no rows",
+        "check that the table or files hold data",
+    )
 
 
 def test_empty_file_is_one_clear_error(spark, root):
     path = root / "Volumes/main/ml/raw/empty.csv"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
-    cfg = config(source={"path": "/Volumes/main/ml/raw/empty.csv", "text_column": "review",
-                         "label_column": "sentiment"})
-    expect_error(DataError, lambda: prepare(cfg, spark), "source.path /Volumes/main/ml/raw/empty.csv",
-                 "the files are empty", "check source.path")
+    cfg = config(
+        source={"path": "/Volumes/main/ml/raw/empty.csv", "text_column": "review", "label_column": "sentiment"}
+    )
+    expect_error(
+        DataError,
+        lambda: prepare(cfg, spark),
+        "source.path /Volumes/main/ml/raw/empty.csv",
+        "the files are empty",
+        "check source.path",
+    )
 
 
 def test_every_row_quarantined_is_one_error_with_the_reasons(spark, root):
     df = spark.createDataFrame([(f"text {i}", None) for i in range(10)], SCHEMA)
-    expect_error(DataError, lambda: prepare(config(source=src()), spark, df=df),
-                 "no usable rows", "10 null_label", "check that source.text_column and source.label_column")
+    expect_error(
+        DataError,
+        lambda: prepare(config(source=src()), spark, df=df),
+        "no usable rows",
+        "10 null_label",
+        "check that source.text_column and source.label_column",
+    )
 
 
-@pytest.mark.parametrize("path, expected, fix", [
-    ("/tmp/reviews.csv", "source.path: '/tmp/reviews.csv' is not under a volume",
-     "use /Volumes/<catalog>/<schema>/<volume>/"),
-    ("/Volumes/main/ml/raw/../../../etc/passwd.csv", "contains '..'", "give the full path under /Volumes/"),
-])
+@pytest.mark.parametrize(
+    "path, expected, fix",
+    [
+        (
+            "/tmp/reviews.csv",
+            "source.path: '/tmp/reviews.csv' is not under a volume",
+            "use /Volumes/<catalog>/<schema>/<volume>/",
+        ),
+        ("/Volumes/main/ml/raw/../../../etc/passwd.csv", "contains '..'", "give the full path under /Volumes/"),
+    ],
+)
 def test_source_path_outside_the_volume_is_a_config_error(spark, root, path, expected, fix):
     cfg = config(source={"path": path, "text_column": "review", "label_column": "sentiment"})
     expect_error(ConfigError, lambda: prepare(cfg, spark), expected, fix)
@@ -438,8 +519,13 @@ def test_model_path_that_is_an_empty_directory_fails_before_spark(tmp_path, root
     empty = tmp_path / "not-a-model"
     empty.mkdir()
     cfg = config(model={"name_or_path": str(empty)})
-    expect_error(TrainingError, lambda: prepare(cfg, spark=None), "model.name_or_path",
-                 "is an empty directory", "point model.name_or_path at a save_pretrained directory")
+    expect_error(
+        TrainingError,
+        lambda: prepare(cfg, spark=None),
+        "model.name_or_path",
+        "is an empty directory",
+        "point model.name_or_path at a save_pretrained directory",
+    )
 
 
 def test_predict_on_a_directory_with_a_broken_config_names_the_fix(tmp_path):
@@ -459,11 +545,17 @@ def test_cli_misspelled_config_key_suggests_the_right_one(cli_cases):
 
 def test_cli_predict_on_a_directory_that_is_not_a_model(cli_cases):
     process, somedir = cli_cases["predict"]
-    assert_clean_cli_error(process, str(somedir), "not a model directory",
-                           "pass the directory printed by `lakefine train`")
+    assert_clean_cli_error(
+        process, str(somedir), "not a model directory", "pass the directory printed by `lakefine train`"
+    )
 
 
 def test_cli_run_with_an_empty_model_directory_names_model_name_or_path(cli_cases):
     process, empty = cli_cases["run"]
-    assert_clean_cli_error(process, "model.name_or_path", str(empty), "is an empty directory",
-                           "point model.name_or_path at a save_pretrained directory")
+    assert_clean_cli_error(
+        process,
+        "model.name_or_path",
+        str(empty),
+        "is an empty directory",
+        "point model.name_or_path at a save_pretrained directory",
+    )

@@ -24,14 +24,30 @@ TARGETS = ("dev", "prod")
 # Stand-in for the deploying user in development mode's default root path.
 DEV_USER = "someone@example.com"
 # Substitutions the CLI itself provides (besides var.*) that this bundle may use.
-BUILTIN_REFS = {"bundle.name", "bundle.target", "workspace.root_path", "workspace.file_path",
-                "workspace.artifact_path", "workspace.current_user.userName",
-                "workspace.current_user.short_name"}
+BUILTIN_REFS = {
+    "bundle.name",
+    "bundle.target",
+    "workspace.root_path",
+    "workspace.file_path",
+    "workspace.artifact_path",
+    "workspace.current_user.userName",
+    "workspace.current_user.short_name",
+}
 REF = re.compile(r"\$\{([A-Za-z0-9_.\-\[\]]+)\}")
 JOB_PARAM_REF = re.compile(r"\{\{\s*job\.parameters\.([A-Za-z0-9_.\-]+)\s*\}\}")
-TASK_TYPES = ("spark_python_task", "notebook_task", "python_wheel_task", "sql_task", "run_job_task",
-              "condition_task", "for_each_task", "spark_jar_task", "spark_submit_task", "pipeline_task",
-              "dbt_task")
+TASK_TYPES = (
+    "spark_python_task",
+    "notebook_task",
+    "python_wheel_task",
+    "sql_task",
+    "run_job_task",
+    "condition_task",
+    "for_each_task",
+    "spark_jar_task",
+    "spark_submit_task",
+    "pipeline_task",
+    "dbt_task",
+)
 SECRET_KEYS = re.compile(r"^(host|token|password|client_secret|azure_client_secret)$")
 
 
@@ -43,8 +59,7 @@ def load_bundle(root: Path) -> tuple[dict, dict[str, Path]]:
     each resource ``kind.key`` the file that defines it (paths are relative to it)."""
     config = yaml.safe_load((root / "databricks.yml").read_text())
     config.setdefault("resources", {})
-    origins = {f"{kind}.{key}": root / "databricks.yml"
-               for kind, items in config["resources"].items() for key in items}
+    origins = {f"{kind}.{key}": root / "databricks.yml" for kind, items in config["resources"].items() for key in items}
     for pattern in config.get("include", []):
         files = sorted(root.glob(pattern))
         assert files, f"include pattern {pattern!r} matches no file"
@@ -69,16 +84,21 @@ def target_values(config: dict, target: str) -> dict:
         elif "default" in variable:
             values[f"var.{name}"] = variable["default"]
     for name, override in (spec.get("variables") or {}).items():
-        values[f"var.{name}"] = override["default"] if isinstance(override, dict) and "default" in override \
-            else override
+        values[f"var.{name}"] = (
+            override["default"] if isinstance(override, dict) and "default" in override else override
+        )
     name = config["bundle"]["name"]
     root_path = (spec.get("workspace") or {}).get("root_path") or (config.get("workspace") or {}).get("root_path")
     if not root_path and spec.get("mode") == "development":
         root_path = f"/Workspace/Users/{DEV_USER}/.bundle/{name}/{target}"
-    values.update({
-        "bundle.name": name, "bundle.target": target,
-        "workspace.current_user.userName": DEV_USER, "workspace.current_user.short_name": "someone",
-    })
+    values.update(
+        {
+            "bundle.name": name,
+            "bundle.target": target,
+            "workspace.current_user.userName": DEV_USER,
+            "workspace.current_user.short_name": "someone",
+        }
+    )
     values["workspace.root_path"] = resolve(root_path, values) if root_path else None
     values["workspace.file_path"] = f"{values['workspace.root_path']}/files"
     values["workspace.artifact_path"] = f"{values['workspace.root_path']}/artifacts"
@@ -128,20 +148,29 @@ def bundle_problems(root: Path) -> list[str]:
                 if ref.startswith("var.") or ref not in BUILTIN_REFS:
                     problems.append(f"[{target}] {where}: unresolved ${{{ref}}}")
         for key, job in (resolved["resources"].get("jobs") or {}).items():
-            problems += [f"[{target}] jobs.{key}: {p}"
-                         for p in _job_problems(job, origins[f"jobs.{key}"].parent, root, values, resolved)]
+            problems += [
+                f"[{target}] jobs.{key}: {p}"
+                for p in _job_problems(job, origins[f"jobs.{key}"].parent, root, values, resolved)
+            ]
     return list(dict.fromkeys(problems))
 
 
 def _bundle_settings_problems(config: dict) -> list[str]:
     problems = []
     declared = set(config.get("variables") or {})
-    used = {ref[4:] for _, text in strings({k: v for k, v in config.items() if k != "variables"})
-            for ref in REF.findall(text) if ref.startswith("var.")}
+    used = {
+        ref[4:]
+        for _, text in strings({k: v for k, v in config.items() if k != "variables"})
+        for ref in REF.findall(text)
+        if ref.startswith("var.")
+    }
     problems += [f"variable {name!r} is declared but never used" for name in sorted(declared - used)]
     for name, variable in (config.get("variables") or {}).items():
-        if "default" not in variable and "lookup" not in variable and not all(
-                name in (config["targets"][t].get("variables") or {}) for t in TARGETS):
+        if (
+            "default" not in variable
+            and "lookup" not in variable
+            and not all(name in (config["targets"][t].get("variables") or {}) for t in TARGETS)
+        ):
             problems.append(f"variable {name!r} has no default and is not set by every target")
     for target in TARGETS:
         if target not in config.get("targets", {}):
@@ -177,8 +206,11 @@ def _job_problems(job: dict, base: Path, root: Path, values: dict, resolved: dic
         if len(types) != 1:
             problems.append(f"{where}: needs exactly one task type (has {types or 'none'})")
         for _, text in strings(task):
-            problems += [f"{where}: {{{{job.parameters.{name}}}}} is not a job parameter"
-                         for name in JOB_PARAM_REF.findall(text) if name not in parameters]
+            problems += [
+                f"{where}: {{{{job.parameters.{name}}}}} is not a job parameter"
+                for name in JOB_PARAM_REF.findall(text)
+                if name not in parameters
+            ]
         problems += _task_file_problems(task, where, base, root, job)
     problems += _cycle_problems(tasks)
     used = {t.get("job_cluster_key") for t in tasks}
@@ -199,9 +231,11 @@ def _task_file_problems(task: dict, where: str, base: Path, root: Path, job: dic
         if not path.is_file():
             problems.append(f"{where}: python_file {python_file} does not exist ({_relative(path, root)})")
         else:
-            problems += [f"{where}: {_relative(path, root)} does not accept {flag}"
-                         for flag in _flags(task["spark_python_task"].get("parameters") or [])
-                         if flag not in _declared_flags(path)]
+            problems += [
+                f"{where}: {_relative(path, root)} does not accept {flag}"
+                for flag in _flags(task["spark_python_task"].get("parameters") or [])
+                if flag not in _declared_flags(path)
+            ]
     notebook = (task.get("notebook_task") or {}).get("notebook_path")
     if notebook and not notebook.startswith("/"):
         path = (base / notebook).resolve()
@@ -211,8 +245,10 @@ def _task_file_problems(task: dict, where: str, base: Path, root: Path, job: dic
     if wheel_task:
         scripts = _project_scripts(root)
         if wheel_task.get("entry_point") not in scripts:
-            problems.append(f"{where}: entry_point {wheel_task.get('entry_point')!r} is not in"
-                            f" [project.scripts] ({', '.join(scripts) or 'none'})")
+            problems.append(
+                f"{where}: entry_point {wheel_task.get('entry_point')!r} is not in"
+                f" [project.scripts] ({', '.join(scripts) or 'none'})"
+            )
     return problems
 
 
@@ -222,9 +258,9 @@ def _workspace_file_problems(job: dict, values: dict, root: Path) -> list[str]:
     for where, text in strings(job):
         if not text.startswith(prefix):
             continue
-        path = root / text[len(prefix):]
+        path = root / text[len(prefix) :]
         if not path.is_file():
-            problems.append(f"{where}: {text[len(prefix):]} does not exist in the bundle")
+            problems.append(f"{where}: {text[len(prefix) :]} does not exist in the bundle")
         elif path.suffix in (".yaml", ".yml") and path.parent.name == "pipelines":
             from lakefine.core.config import load_config
             from lakefine.core.errors import ConfigError
@@ -238,8 +274,11 @@ def _workspace_file_problems(job: dict, values: dict, root: Path) -> list[str]:
 
 def _artifact_problems(job: dict, base: Path, root: Path, resolved: dict) -> list[str]:
     """A ``whl`` library from the bundle must be what a whl artifact builds into dist/."""
-    built = {(root / a.get("path", ".")).resolve() / "dist"
-             for a in (resolved.get("artifacts") or {}).values() if a.get("type") == "whl" and a.get("build")}
+    built = {
+        (root / a.get("path", ".")).resolve() / "dist"
+        for a in (resolved.get("artifacts") or {}).values()
+        if a.get("type") == "whl" and a.get("build")
+    }
     problems = []
     for task in job.get("tasks") or []:
         for library in task.get("libraries") or []:
@@ -252,13 +291,17 @@ def _artifact_problems(job: dict, base: Path, root: Path, resolved: dict) -> lis
 def _single_node_problems(cluster: dict) -> list[str]:
     """Databricks' single-node recipe is all three settings with zero workers, or none."""
     conf, tags = cluster.get("spark_conf") or {}, cluster.get("custom_tags") or {}
-    markers = [conf.get("spark.databricks.cluster.profile") == "singleNode",
-               str(conf.get("spark.master", "")).startswith("local["),
-               tags.get("ResourceClass") == "SingleNode"]
+    markers = [
+        conf.get("spark.databricks.cluster.profile") == "singleNode",
+        str(conf.get("spark.master", "")).startswith("local["),
+        tags.get("ResourceClass") == "SingleNode",
+    ]
     workers = cluster.get("num_workers")
     if any(markers) and not all(markers):
-        return ["single node needs spark.databricks.cluster.profile=singleNode, spark.master=local[...]"
-                " and custom tag ResourceClass=SingleNode together"]
+        return [
+            "single node needs spark.databricks.cluster.profile=singleNode, spark.master=local[...]"
+            " and custom tag ResourceClass=SingleNode together"
+        ]
     if all(markers) and workers not in (0, None):
         return [f"single-node settings with num_workers={workers}: use 0, or drop the single-node settings"]
     if not any(markers) and workers == 0 and "autoscale" not in cluster:
@@ -298,8 +341,13 @@ def _declared_flags(script: Path, seen: set[Path] | None = None) -> set[str]:
     for node in ast.walk(ast.parse(script.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
             flags |= {a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")}
-        modules = [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else \
-            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        modules = (
+            [node.module]
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level
+            else [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else []
+        )
         for module in modules:
             sibling = script.parent / f"{module}.py"
             if module.startswith("lakefine."):  # <bundle root>/src/lakefine/...
@@ -313,8 +361,9 @@ def _project_scripts(root: Path) -> list[str]:
     import tomllib
 
     pyproject = root / "pyproject.toml"
-    return list(tomllib.loads(pyproject.read_text()).get("project", {}).get("scripts", {})) \
-        if pyproject.is_file() else []
+    return (
+        list(tomllib.loads(pyproject.read_text()).get("project", {}).get("scripts", {})) if pyproject.is_file() else []
+    )
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -372,13 +421,17 @@ def test_the_job_runs_prepare_then_finetune_on_a_single_gpu_node_then_evaluate(b
     assert gpu["custom_tags"]["ResourceClass"] == "SingleNode"
     assert "gpu" not in clusters[tasks["prepare"]["job_cluster_key"]]["spark_version"]
     finetune = tasks["finetune"]
-    assert (finetune["max_retries"], finetune["min_retry_interval_millis"], finetune["retry_on_timeout"]) \
-        == (2, 60000, True)
+    assert (finetune["max_retries"], finetune["min_retry_interval_millis"], finetune["retry_on_timeout"]) == (
+        2,
+        60000,
+        True,
+    )
     assert finetune["timeout_seconds"] > 0
     for task in tasks.values():
         assert task["spark_python_task"]["python_file"] == f"../pipelines/jobs/{task['task_key']}.py"
-        assert {"--pipeline", "--catalog", "--schema", "--volume", "--registered-model"} \
-            <= set(task["spark_python_task"]["parameters"])
+        assert {"--pipeline", "--catalog", "--schema", "--volume", "--registered-model"} <= set(
+            task["spark_python_task"]["parameters"]
+        )
         assert task["libraries"] == [{"whl": "../dist/*.whl"}]
 
 
@@ -402,19 +455,25 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 def test_a_missing_task_script_is_reported(bundle_copy):
-    _edit(bundle_copy / "resources/lakefine_job.yml", "../pipelines/jobs/finetune.py",
-          "../pipelines/jobs/fine_tune.py")
+    _edit(bundle_copy / "resources/lakefine_job.yml", "../pipelines/jobs/finetune.py", "../pipelines/jobs/fine_tune.py")
     problems = bundle_problems(bundle_copy)
-    assert "[dev] jobs.lakefine: task finetune: python_file ../pipelines/jobs/fine_tune.py does not exist" \
-           " (pipelines/jobs/fine_tune.py)" in problems
+    assert (
+        "[dev] jobs.lakefine: task finetune: python_file ../pipelines/jobs/fine_tune.py does not exist"
+        " (pipelines/jobs/fine_tune.py)" in problems
+    )
 
 
 def test_a_missing_pipeline_yaml_is_reported(bundle_copy):
-    _edit(bundle_copy / "databricks.yml", "default: pipelines/rotten_tomatoes.yaml",
-          "default: pipelines/rotten_tomatos.yaml")
+    _edit(
+        bundle_copy / "databricks.yml",
+        "default: pipelines/rotten_tomatoes.yaml",
+        "default: pipelines/rotten_tomatos.yaml",
+    )
     problems = bundle_problems(bundle_copy)
-    assert "[dev] jobs.lakefine: parameters[0].default: pipelines/rotten_tomatos.yaml does not exist" \
-           " in the bundle" in problems
+    assert (
+        "[dev] jobs.lakefine: parameters[0].default: pipelines/rotten_tomatos.yaml does not exist"
+        " in the bundle" in problems
+    )
 
 
 def test_a_missing_job_script_everywhere_is_reported(bundle_copy):
@@ -445,6 +504,8 @@ def test_an_undeclared_variable_is_reported(bundle_copy):
 def test_workers_on_a_single_node_cluster_are_reported(bundle_copy):
     _edit(bundle_copy / "databricks.yml", "schema: lakefine_dev", "schema: lakefine_dev\n      num_gpu_workers: 2")
     problems = bundle_problems(bundle_copy)
-    assert "[dev] jobs.lakefine: job cluster 'gpu': single-node settings with num_workers=2: use 0," \
-           " or drop the single-node settings" in problems
+    assert (
+        "[dev] jobs.lakefine: job cluster 'gpu': single-node settings with num_workers=2: use 0,"
+        " or drop the single-node settings" in problems
+    )
     assert not any(p.startswith("[prod]") and "num_workers=2" in p for p in problems)

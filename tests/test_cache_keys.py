@@ -24,21 +24,27 @@ def source(spark, local_root):
 
 
 def config(**changes):
-    sections = {"source": {"path": "/Volumes/main/ml/raw/keyed", "format": "parquet"},
-                "split": {"train": 0.7, "validation": 0.15, "test": 0.15, "seed": 1}}
+    sections = {
+        "source": {"path": "/Volumes/main/ml/raw/keyed", "format": "parquet"},
+        "split": {"train": 0.7, "validation": 0.15, "test": 0.15, "seed": 1},
+    }
     for key, value in changes.items():
         sections[key] = {**sections.get(key, {}), **value}
     return make_config(**sections)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("change", [
-    {"split": {"seed": 2}},
-    {"labels": {"min_count": 2}},
-    {"labels": {"case": "normalize"}},
-    {"model": {"max_length": 24}},
-    {"model": {"name_or_path": "minilm"}},  # another tokenizer
-], ids=["split", "label policy", "label case", "max_length", "tokenizer"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"split": {"seed": 2}},
+        {"labels": {"min_count": 2}},
+        {"labels": {"case": "normalize"}},
+        {"model": {"max_length": 24}},
+        {"model": {"name_or_path": "minilm"}},  # another tokenizer
+    ],
+    ids=["split", "label policy", "label case", "max_length", "tokenizer"],
+)
 def test_each_setting_is_part_of_the_key(spark, source, change):
     first = prepare(config(), spark)
     changed = prepare(config(**change), spark)
@@ -68,8 +74,14 @@ def test_an_unchanged_file_source_is_a_hit_without_starting_spark(spark, source,
         "print(json.dumps({'hit': result.cache_hit, 'key': result.dataset.key, 'timings': result.timings,"
         " 'session': SparkSession.getActiveSession() is not None}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)}, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     again = json.loads(done.stdout.strip().splitlines()[-1])
     assert again["hit"] and again["key"] == first.dataset.key

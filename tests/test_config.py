@@ -36,8 +36,13 @@ def test_misspelled_key_names_the_closest_valid_key_and_lists_all():
 
 
 def test_all_problems_are_reported_together():
-    raw = base(train={"batch_size": 0, "learning_rate": "fast"}, split={"train": 0.9, "test": 0.5},
-               model={"max_length": -3}, runtime={"volume": "/tmp/x"}, task="regression")
+    raw = base(
+        train={"batch_size": 0, "learning_rate": "fast"},
+        split={"train": 0.9, "test": 0.5},
+        model={"max_length": -3},
+        runtime={"volume": "/tmp/x"},
+        task="regression",
+    )
     with pytest.raises(ConfigError) as err:
         config_from_dict(raw)
     problems = err.value.problems
@@ -50,8 +55,9 @@ def test_all_problems_are_reported_together():
 def test_overrides_parse_yaml_scalars_and_reject_bad_shapes(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("name: p\nsource: {path: /Volumes/c/s/v/x.csv}\n")
-    config = load_config(path, ["train.epochs=2", "train.group_by_length=false", "source.options.sep=;",
-                                "train.learning_rate=2e-4"])
+    config = load_config(
+        path, ["train.epochs=2", "train.group_by_length=false", "source.options.sep=;", "train.learning_rate=2e-4"]
+    )
     assert config.train.epochs == 2.0 and config.train.group_by_length is False
     assert config.train.learning_rate == 2e-4  # YAML 1.1 alone would read "2e-4" as a string
     assert config.source.options == {"sep": ";"}

@@ -15,8 +15,8 @@ from pyspark.sql import functions as F
 
 from conftest import RT_PATH
 from lakefine.core.config import config_from_dict
-from lakefine.core.errors import DataError
 from lakefine.core.dataset import PublishedDataset
+from lakefine.core.errors import DataError
 from lakefine.core.paths import resolve
 from lakefine.prep.prepare import prepare
 from lakefine.prep.sources import read_source
@@ -112,13 +112,25 @@ def write_input(spark):
 
 def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(spark, local_root, tmp_path):
     # The Connect side starts its server first and waits for its config on stdin.
-    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root), "PYSPARK_PYTHON": sys.executable,
-           "SPARK_LOCAL_IP": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "LAKEFINE_LOCAL_ROOT": str(local_root),
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("SPARK_REMOTE", None)
     log = tmp_path / "connect-side.log"
     with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the child
-        connect_side = subprocess.Popen([sys.executable, "-c", CONNECT_SIDE], env=env, cwd=tmp_path,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        connect_side = subprocess.Popen(
+            [sys.executable, "-c", CONNECT_SIDE],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     try:
         target = write_input(spark)
         assert spark.read.parquet(str(target)).rdd.getNumPartitions() >= 2
@@ -130,7 +142,8 @@ def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(sp
             pass  # the Connect side died early: its log is in the assertion below
         # The classic side runs meanwhile, on the same input, into another volume.
         classic_config = config_from_dict(
-            raw_config("/Volumes/main/lakefine/prep_classic", "from_spark", tmp_path / "wd-classic"))
+            raw_config("/Volumes/main/lakefine/prep_classic", "from_spark", tmp_path / "wd-classic")
+        )
         classic = prepare(classic_config, spark)
         stdout, _ = connect_side.communicate(timeout=240)
     finally:
@@ -148,8 +161,12 @@ def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(sp
     assert connect["key"] == classic.dataset.key
     assert connect["rows"] == classic.counts
     assert connect["rows"]["by_reason"] == {
-        "conflicting_labels": 2, "empty_text": 1, "invalid_utf8_text": 1,
-        "null_label": 1, "null_text": 1, "rare_label": 1,
+        "conflicting_labels": 2,
+        "empty_text": 1,
+        "invalid_utf8_text": 1,
+        "null_label": 1,
+        "null_text": 1,
+        "rare_label": 1,
     }
     assert connect["labels"] == list(classic.label_map.labels) == ["fresh", "rotten"]
     assert connect["splits"] == classic.dataset.split_rows

@@ -33,8 +33,11 @@ def run(env_extra):
 
 def test_on_databricks_caches_live_on_the_volume_with_soft_locks_and_uc_names():
     result = run({"DATABRICKS_RUNTIME_VERSION": "17.3"})
-    assert result == {"datasets_cache": "/Volumes/main/ml/prep/hf_cache/datasets", "soft_locks": True,
-                      "model_name": "main.ml.p"}
+    assert result == {
+        "datasets_cache": "/Volumes/main/ml/prep/hf_cache/datasets",
+        "soft_locks": True,
+        "model_name": "main.ml.p",
+    }
 
 
 def test_local_mode_changes_nothing():

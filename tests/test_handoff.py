@@ -15,23 +15,32 @@ from pyspark.sql import functions as F
 from conftest import REPO, make_config
 from lakefine.core.dataset import PublishedDataset, find_published, latest_published, prune_versions
 from lakefine.core.errors import HandoffError
-from lakefine.prep import publish as handoff
 from lakefine.core.labels import LabelMap
+from lakefine.prep import publish as handoff
 from lakefine.prep.prepare import dataset_features, prepare
 
 
 def rows_frame(spark, n, partitions=4, slow=False):
-    df = spark.range(n).select(
-        F.concat(F.lit("text "), F.col("id").cast("string")).alias("text"),
-        (F.col("id") % 2).cast("int").alias("label"),
-        F.when(F.col("id") % 10 < 8, "train").when(F.col("id") % 10 < 9, "validation").otherwise("test").alias("split"),
-        F.xxhash64("id").alias("row_hash"),
-    ).repartition(partitions)
+    df = (
+        spark.range(n)
+        .select(
+            F.concat(F.lit("text "), F.col("id").cast("string")).alias("text"),
+            (F.col("id") % 2).cast("int").alias("label"),
+            F.when(F.col("id") % 10 < 8, "train")
+            .when(F.col("id") % 10 < 9, "validation")
+            .otherwise("test")
+            .alias("split"),
+            F.xxhash64("id").alias("row_hash"),
+        )
+        .repartition(partitions)
+    )
     if slow:  # a slow Python stage keeps each task writing long enough to be observed
+
         @F.udf("string")
         def slowly(text):
             time.sleep(0.001)
             return text
+
         df = df.withColumn("text", slowly("text"))
     return df
 
@@ -42,9 +51,15 @@ def split_rows(df):
 
 def publish(df, root, key, method="from_spark", working_dir=None, partitions=4):
     return handoff.publish(
-        df, root=root, key=key, features=dataset_features(LabelMap(("a", "b")), False),
-        split_rows=split_rows(df), method=method, working_dir=working_dir or root / "wd",
-        num_partitions=partitions, manifest_extra={},
+        df,
+        root=root,
+        key=key,
+        features=dataset_features(LabelMap(("a", "b")), False),
+        split_rows=split_rows(df),
+        method=method,
+        working_dir=working_dir or root / "wd",
+        num_partitions=partitions,
+        manifest_extra={},
     )
 
 
@@ -132,15 +147,19 @@ def test_changed_source_data_gives_new_data_where_plain_from_spark_reads_stale(s
     from datasets import Dataset
 
     target = local_root / "Volumes/main/ml/raw/reviews"
-    spark.createDataFrame([("good film", "pos"), ("bad film", "neg")] * 20, "text string, label string") \
-        .write.mode("overwrite").parquet(str(target))
-    config = make_config(source={"path": "/Volumes/main/ml/raw/reviews", "format": "parquet"},
-                         split={"train": 1.0, "validation": 0.0, "test": 0.0})
+    spark.createDataFrame([("good film", "pos"), ("bad film", "neg")] * 20, "text string, label string").write.mode(
+        "overwrite"
+    ).parquet(str(target))
+    config = make_config(
+        source={"path": "/Volumes/main/ml/raw/reviews", "format": "parquet"},
+        split={"train": 1.0, "validation": 0.0, "test": 0.0},
+    )
     first = prepare(config, spark)
     plain_first = Dataset.from_spark(spark.read.parquet(str(target)), cache_dir=str(local_root / "plain"))
 
-    spark.createDataFrame([("great film", "pos"), ("awful film", "neg")] * 20, "text string, label string") \
-        .write.mode("overwrite").parquet(str(target))
+    spark.createDataFrame([("great film", "pos"), ("awful film", "neg")] * 20, "text string, label string").write.mode(
+        "overwrite"
+    ).parquet(str(target))
     second = prepare(config, spark)
     plain_second = Dataset.from_spark(spark.read.parquet(str(target)), cache_dir=str(local_root / "plain"))
 

@@ -23,7 +23,7 @@ PINNED_PIP = re.compile(r"%pip\s+install\b.*(==|>=|<=|~=|<|>)")
 
 def cells(name: str) -> list[str]:
     source = (REPO / "notebooks" / name).read_text()
-    return source[len(HEADER):].split(SEPARATOR)
+    return source[len(HEADER) :].split(SEPARATOR)
 
 
 class FakeDbutils:
@@ -100,7 +100,7 @@ def last_json(stdout: str):
     decoder, found = json.JSONDecoder(), None
     for match in re.finditer(r"^[\[{]", stdout, re.MULTILINE):
         try:
-            found, _ = decoder.raw_decode(stdout[match.start():])
+            found, _ = decoder.raw_decode(stdout[match.start() :])
         except json.JSONDecodeError:
             continue
     assert found is not None, f"no JSON summary in:\n{stdout[-2000:]}"
@@ -109,8 +109,7 @@ def last_json(stdout: str):
 
 def run_notebook(name: str, env: dict) -> str:
     code = f"import runpy; runpy.run_path({f'notebooks/{name}'!r}, run_name='__main__')"
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{name} failed:\n{done.stderr[-4000:]}"
     return done.stdout
 
@@ -118,8 +117,12 @@ def run_notebook(name: str, env: dict) -> str:
 @pytest.mark.slow
 def test_notebooks_run_top_to_bottom_locally(local_root):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
-    env.update(LAKEFINE_PIPELINE="pipelines/smoke.yaml", LAKEFINE_LOCAL_ROOT=str(local_root),
-               OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env.update(
+        LAKEFINE_PIPELINE="pipelines/smoke.yaml",
+        LAKEFINE_LOCAL_ROOT=str(local_root),
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
 
     prepared = last_json(run_notebook("01_prepare.py", env))
     assert Path(prepared["dataset"]).name == prepared["key"] and (Path(prepared["dataset"]) / "manifest.json").is_file()

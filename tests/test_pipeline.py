@@ -19,8 +19,9 @@ SMOKE = str(REPO / "pipelines/smoke.yaml")
 def cli(local_root, *args, check=True):
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)}
     env.pop("MLFLOW_TRACKING_URI", None)  # the local sqlite store under local_root
-    return subprocess.run([sys.executable, "-m", "lakefine.cli", *args], env=env,
-                          capture_output=True, text=True, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "lakefine.cli", *args], env=env, capture_output=True, text=True, check=check
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,9 @@ def test_run_tracks_registers_and_reports(smoke_run, smoke_root):
     version = mlflow.tracking.MlflowClient().get_model_version_by_alias("smoke_classifier", "challenger")
     assert version.run_id == run.info.run_id
 
-    saved = json.loads((local_root / "Volumes/main/lakefine/prep/models/smoke" / trained["run_id"] / "config.json").read_text())
+    saved = json.loads(
+        (local_root / "Volumes/main/lakefine/prep/models/smoke" / trained["run_id"] / "config.json").read_text()
+    )
     assert saved["id2label"] == {"0": "fresh", "1": "rotten"}
 
 
@@ -80,8 +83,13 @@ def test_registered_model_predicts_exactly_what_evaluation_saw(smoke_run, smoke_
 
     summary, _ = smoke_run
     mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
-    evaluated = json.loads(Path(mlflow.artifacts.download_artifacts(
-        run_id=summary["train"]["run_id"], artifact_path="test_predictions.json")).read_text())
+    evaluated = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=summary["train"]["run_id"], artifact_path="test_predictions.json"
+            )
+        ).read_text()
+    )
     test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
     assert [int(h) for h in test["row_hash"]] == evaluated["row_hash"]
 
@@ -119,12 +127,21 @@ def test_train_alone_uses_the_newest_published_dataset(local_root):
     assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == prepared["key"]
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["run", SMOKE, "source.label_column=categroy"], "column 'categroy' is not in the source. Did you mean 'category'?"),
-    (["run", SMOKE, "train.epocs=2"], "did you mean 'train.epochs'"),
-    (["prepare", SMOKE, "source.path=/Volumes/main/lakefine/raw/nope.csv"], "nothing at /Volumes/main/lakefine/raw/nope.csv"),
-    (["predict", "/tmp", "x"], "not a model directory"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["run", SMOKE, "source.label_column=categroy"],
+            "column 'categroy' is not in the source. Did you mean 'category'?",
+        ),
+        (["run", SMOKE, "train.epocs=2"], "did you mean 'train.epochs'"),
+        (
+            ["prepare", SMOKE, "source.path=/Volumes/main/lakefine/raw/nope.csv"],
+            "nothing at /Volumes/main/lakefine/raw/nope.csv",
+        ),
+        (["predict", "/tmp", "x"], "not a model directory"),
+    ],
+)
 def test_bad_input_is_one_clear_message_without_traceback(local_root, args, expected):
     result = cli(local_root, *args, check=False)
     assert result.returncode == 2

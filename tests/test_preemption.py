@@ -33,9 +33,23 @@ def start(root: Path, working_dir: Path, *extra) -> subprocess.Popen:
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "lakefine.cli", "run", SMOKE, *STEPS, f"runtime.working_dir={working_dir}",
-         "--json", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "lakefine.cli",
+            "run",
+            SMOKE,
+            *STEPS,
+            f"runtime.working_dir={working_dir}",
+            "--json",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(process: subprocess.Popen) -> dict:
@@ -70,8 +84,9 @@ def uninterrupted(tmp_path_factory, shared_root, smoke_dataset) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigkill_on_a_new_node", "sigterm"])
-def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(how, tmp_path, shared_root, smoke_dataset,
-                                                                           uninterrupted):
+def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(
+    how, tmp_path, shared_root, smoke_dataset, uninterrupted
+):
     root, working_dir = linked_root(tmp_path, shared_root, smoke_dataset), tmp_path / "wd"
     process = start(root, working_dir)
     # wait for the volume mirror (written after the local checkpoint)

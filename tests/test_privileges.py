@@ -35,12 +35,14 @@ pytestmark = pytest.mark.timeout(30)
 USER = "ana@example.com"
 WORKSPACE_ID = "1234567890"
 
-CONFIG = config_from_dict({
-    "name": "reviews",
-    "source": {"table": "main.raw.reviews"},
-    "runtime": {"volume": "/Volumes/main/lakefine/prep"},
-    "tracking": {"registered_model": "ml.models.reviews"},
-})
+CONFIG = config_from_dict(
+    {
+        "name": "reviews",
+        "source": {"table": "main.raw.reviews"},
+        "runtime": {"volume": "/Volumes/main/lakefine/prep"},
+        "tracking": {"registered_model": "ml.models.reviews"},
+    }
+)
 
 EVERYTHING = {
     ("CATALOG", "main"): ["USE_CATALOG"],
@@ -98,10 +100,12 @@ class FakeWorkspace(ThreadingHTTPServer):
                     )
                     for p in privileges
                 )
-        return EffectivePermissionsList(privilege_assignments=[
-            EffectivePrivilegeAssignment(principal=who, privileges=privileges)
-            for who, privileges in by_principal.items()
-        ])
+        return EffectivePermissionsList(
+            privilege_assignments=[
+                EffectivePrivilegeAssignment(principal=who, privileges=privileges)
+                for who, privileges in by_principal.items()
+            ]
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -119,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/2.0/preview/scim/v2/Me":
             self._reply(200, {"id": "42", "userName": USER, "active": True})
         elif path.startswith(prefix):
-            self._effective_permissions(path[len(prefix):], query)
+            self._effective_permissions(path[len(prefix) :], query)
         else:  # a 404 is final for the SDK: no retries
             self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no endpoint {path}"})
 
@@ -127,12 +131,18 @@ class _Handler(BaseHTTPRequestHandler):
         securable_type, _, full_name = rest.partition("/")
         existing = self.server.existing
         if existing is not None and (securable_type, full_name) not in existing:
-            self._reply(404, {"error_code": "NOT_FOUND",
-                              "message": f"{securable_type.title()} '{full_name}' does not exist."})
+            self._reply(
+                404, {"error_code": "NOT_FOUND", "message": f"{securable_type.title()} '{full_name}' does not exist."}
+            )
             return
         if (securable_type, full_name) in self.server.denied:
-            self._reply(403, {"error_code": "PERMISSION_DENIED",
-                              "message": f"User does not have USE CATALOG on Catalog '{full_name.split('.')[0]}'."})
+            self._reply(
+                403,
+                {
+                    "error_code": "PERMISSION_DENIED",
+                    "message": f"User does not have USE CATALOG on Catalog '{full_name.split('.')[0]}'.",
+                },
+            )
             return
         # Paginated like the real API: an empty first page that only carries a token.
         if "max_results" in query and query.get("page_token") != "page-2":
@@ -170,8 +180,9 @@ def workspace(monkeypatch):
 
 def client_for(server: FakeWorkspace) -> WorkspaceClient:
     # Low timeouts: a mistake in the fake must fail in seconds, not after SDK retries.
-    return WorkspaceClient(config=Config(host=server.host, token="dapi-test-0000",
-                                         retry_timeout_seconds=5, http_timeout_seconds=5))
+    return WorkspaceClient(
+        config=Config(host=server.host, token="dapi-test-0000", retry_timeout_seconds=5, http_timeout_seconds=5)
+    )
 
 
 def missing_from(error: PrivilegeError) -> set[str]:
@@ -200,12 +211,16 @@ def test_required_privileges_cover_parents_volume_table_and_model_schema():
 
 
 def test_required_privileges_for_sql_tables_source_path_and_short_model_name():
-    config = config_from_dict({
-        "name": "pairs",
-        "source": {"sql": "SELECT * FROM {a} JOIN {b} USING (id)",
-                   "tables": {"a": "main.raw.a", "b": "`other-cat`.s.b"}},
-        "runtime": {"volume": "/Volumes/main/lakefine/prep/sub"},
-    })
+    config = config_from_dict(
+        {
+            "name": "pairs",
+            "source": {
+                "sql": "SELECT * FROM {a} JOIN {b} USING (id)",
+                "tables": {"a": "main.raw.a", "b": "`other-cat`.s.b"},
+            },
+            "runtime": {"volume": "/Volumes/main/lakefine/prep/sub"},
+        }
+    )
     needed = required_privileges(config)
     assert R("TABLE", "main.raw.a", "SELECT") in needed
     assert R("CATALOG", "`other-cat`", "USE_CATALOG") in needed
@@ -213,15 +228,17 @@ def test_required_privileges_for_sql_tables_source_path_and_short_model_name():
     # one-part model name: registered next to the working volume
     assert R("SCHEMA", "main.lakefine", "CREATE_MODEL") in needed
 
-    files = config_from_dict({"name": "files", "source": {"path": "/Volumes/lake/raw/drop/x.csv"},
-                              "tracking": {"register": False}})
+    files = config_from_dict(
+        {"name": "files", "source": {"path": "/Volumes/lake/raw/drop/x.csv"}, "tracking": {"register": False}}
+    )
     assert R("VOLUME", "lake.raw.drop", "READ_VOLUME") in required_privileges(files)
     assert not [r for r in required_privileges(files) if r.privilege == "CREATE_MODEL"]
 
 
 def test_grant_statement_is_runnable_sql():
     assert R("VOLUME", "main.`my-schema`.prep", "WRITE_VOLUME").grant_statement("ana@example.com") == (
-        "GRANT WRITE VOLUME ON VOLUME main.`my-schema`.prep TO `ana@example.com`;")
+        "GRANT WRITE VOLUME ON VOLUME main.`my-schema`.prep TO `ana@example.com`;"
+    )
 
 
 # ---------------------------------------------------------------------------- against the server
@@ -235,17 +252,23 @@ def test_everything_granted_directly_passes(workspace):
     assert len({p for p, _ in effective_calls}) == len(EVERYTHING)
     assert all(q["principal"] == USER and q["max_results"] == "0" for _, q in effective_calls)
     # the workspace id learnt from host metadata is sent along
-    assert all(h.get("X-Databricks-Workspace-Id") == WORKSPACE_ID
-               for p, _, h in workspace.requests if "effective-permissions" in p)
+    assert all(
+        h.get("X-Databricks-Workspace-Id") == WORKSPACE_ID
+        for p, _, h in workspace.requests
+        if "effective-permissions" in p
+    )
 
 
 def test_privileges_inherited_from_catalog_and_schema_count(workspace):
-    workspace.grant(USER, {
-        # READ/WRITE VOLUME on the catalog, SELECT on the schema: inherited below
-        ("CATALOG", "main"): ["USE_CATALOG", "USE_SCHEMA", "READ_VOLUME", "WRITE_VOLUME"],
-        ("SCHEMA", "main.raw"): ["SELECT"],
-        ("CATALOG", "ml"): ["USE_CATALOG", "USE_SCHEMA", "CREATE_MODEL"],
-    })
+    workspace.grant(
+        USER,
+        {
+            # READ/WRITE VOLUME on the catalog, SELECT on the schema: inherited below
+            ("CATALOG", "main"): ["USE_CATALOG", "USE_SCHEMA", "READ_VOLUME", "WRITE_VOLUME"],
+            ("SCHEMA", "main.raw"): ["SELECT"],
+            ("CATALOG", "ml"): ["USE_CATALOG", "USE_SCHEMA", "CREATE_MODEL"],
+        },
+    )
     check_privileges(client_for(workspace), CONFIG)
 
 
@@ -255,14 +278,17 @@ def test_all_privileges_on_the_catalog_covers_everything_in_it(workspace):
 
 
 def test_every_missing_privilege_is_named_with_its_grant(workspace):
-    workspace.grant(USER, {
-        ("CATALOG", "main"): ["USE_CATALOG"],
-        ("SCHEMA", "main.lakefine"): ["USE_SCHEMA"],
-        ("VOLUME", "main.lakefine.prep"): ["READ_VOLUME"],  # no WRITE_VOLUME
-        ("SCHEMA", "main.raw"): ["USE_SCHEMA"],  # no SELECT
-        ("CATALOG", "ml"): ["USE_CATALOG"],
-        ("SCHEMA", "ml.models"): ["USE_SCHEMA"],  # no CREATE_MODEL
-    })
+    workspace.grant(
+        USER,
+        {
+            ("CATALOG", "main"): ["USE_CATALOG"],
+            ("SCHEMA", "main.lakefine"): ["USE_SCHEMA"],
+            ("VOLUME", "main.lakefine.prep"): ["READ_VOLUME"],  # no WRITE_VOLUME
+            ("SCHEMA", "main.raw"): ["USE_SCHEMA"],  # no SELECT
+            ("CATALOG", "ml"): ["USE_CATALOG"],
+            ("SCHEMA", "ml.models"): ["USE_SCHEMA"],  # no CREATE_MODEL
+        },
+    )
     # someone else's grants must not count for the caller
     workspace.grant("bob@example.com", {("TABLE", "main.raw.reviews"): ["SELECT"]})
     with pytest.raises(PrivilegeError) as caught:
@@ -288,8 +314,9 @@ def test_a_missing_volume_is_reported_with_the_server_message(workspace):
     workspace.existing = set(EVERYTHING) - {("VOLUME", "main.lakefine.prep")}
     with pytest.raises(PrivilegeError) as caught:
         check_privileges(client_for(workspace), CONFIG)
-    assert missing_from(caught.value) == grants(R("VOLUME", "main.lakefine.prep", "READ_VOLUME"),
-                                                R("VOLUME", "main.lakefine.prep", "WRITE_VOLUME"))
+    assert missing_from(caught.value) == grants(
+        R("VOLUME", "main.lakefine.prep", "READ_VOLUME"), R("VOLUME", "main.lakefine.prep", "WRITE_VOLUME")
+    )
     assert "does not exist" in str(caught.value)
     assert "CREATE VOLUME IF NOT EXISTS main.lakefine.prep;" in str(caught.value)
 
@@ -300,9 +327,11 @@ def test_unreadable_permissions_count_as_missing_and_say_why(workspace):
     workspace.denied = {("SCHEMA", "ml.models")}
     with pytest.raises(PrivilegeError) as caught:
         check_privileges(client_for(workspace), CONFIG)
-    assert missing_from(caught.value) == grants(R("CATALOG", "ml", "USE_CATALOG"),
-                                                R("SCHEMA", "ml.models", "USE_SCHEMA"),
-                                                R("SCHEMA", "ml.models", "CREATE_MODEL"))
+    assert missing_from(caught.value) == grants(
+        R("CATALOG", "ml", "USE_CATALOG"),
+        R("SCHEMA", "ml.models", "USE_SCHEMA"),
+        R("SCHEMA", "ml.models", "CREATE_MODEL"),
+    )
     assert "User does not have USE CATALOG on Catalog 'ml'" in str(caught.value)
 
 

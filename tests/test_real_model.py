@@ -12,8 +12,14 @@ def test_minilm_learns_rotten_tomatoes(local_root, spark):
     config = make_config(
         name="rt_real",
         model={"name_or_path": "minilm"},
-        train={"max_steps": 60, "batch_size": 32, "learning_rate": 1.0e-4, "warmup_ratio": 0.1,
-               "logging_steps": 20, "seed": 42},
+        train={
+            "max_steps": 60,
+            "batch_size": 32,
+            "learning_rate": 1.0e-4,
+            "warmup_ratio": 0.1,
+            "logging_steps": 20,
+            "seed": 42,
+        },
     )
     prepared = pipeline.prepare(config, spark)
     counts = prepared.dataset.manifest["data_card"]["label_counts"]

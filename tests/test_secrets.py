@@ -33,15 +33,18 @@ def _base() -> dict:
     return {"name": "t", "source": {"path": "/Volumes/main/lakefine/raw/x.csv"}}
 
 
-@pytest.mark.parametrize("section, key, value", [
-    ("tracking", "tracking_uri", TOKEN),  # a token where a URI belongs
-    ("tracking", "tracking_uri", f"  {TOKEN}-2 "),  # with an index suffix and blanks
-    ("tracking", "token", "s3cr3t-value"),  # an unknown key that names a secret
-    ("tracking", "databricks_token", TOKEN),
-    ("runtime", "api_key", "s3cr3t-value"),
-    ("source", "options", {"password": "s3cr3t-value"}),  # reader options are logged too
-    (None, "token", TOKEN),  # top level
-])
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("tracking", "tracking_uri", TOKEN),  # a token where a URI belongs
+        ("tracking", "tracking_uri", f"  {TOKEN}-2 "),  # with an index suffix and blanks
+        ("tracking", "token", "s3cr3t-value"),  # an unknown key that names a secret
+        ("tracking", "databricks_token", TOKEN),
+        ("runtime", "api_key", "s3cr3t-value"),
+        ("source", "options", {"password": "s3cr3t-value"}),  # reader options are logged too
+        (None, "token", TOKEN),  # top level
+    ],
+)
 def test_an_inline_secret_is_refused(section, key, value):
     raw = _base()
     if section is None:
@@ -79,9 +82,13 @@ def test_ordinary_values_are_not_mistaken_for_secrets():
 def test_a_token_given_as_an_override_is_refused_by_the_cli(local_root):
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run([sys.executable, "-m", "lakefine.cli", "run", SMOKE,
-                             f"tracking.tracking_uri={TOKEN}"],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "lakefine.cli", "run", SMOKE, f"tracking.tracking_uri={TOKEN}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "tracking.tracking_uri" in result.stderr and "DATABRICKS_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
@@ -142,12 +149,15 @@ def test_a_databricks_token_in_the_environment_appears_in_no_output(local_root, 
     scratch, home, tmp, cwd = (tmp_path / d for d in ("scratch", "home", "tmp", "cwd"))
     for d in (scratch, home, tmp, cwd):
         d.mkdir()
-    env = {**os.environ,
-           "LAKEFINE_LOCAL_ROOT": str(local_root),
-           "DATABRICKS_TOKEN": TOKEN,
-           "DATABRICKS_HOST": "https://dbc-00000000-0000.cloud.databricks.com",
-           # anything written to the home directory or temp files is scanned too
-           "HOME": str(home), "TMPDIR": str(tmp)}
+    env = {
+        **os.environ,
+        "LAKEFINE_LOCAL_ROOT": str(local_root),
+        "DATABRICKS_TOKEN": TOKEN,
+        "DATABRICKS_HOST": "https://dbc-00000000-0000.cloud.databricks.com",
+        # anything written to the home directory or temp files is scanned too
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)  # the sqlite store under the local root
     env.pop("DATABRICKS_RUNTIME_VERSION", None)
     needles = [TOKEN.encode(), TOKEN[4:].encode()]  # also the bare hex part
@@ -156,7 +166,11 @@ def test_a_databricks_token_in_the_environment_appears_in_no_output(local_root, 
     try:
         result = subprocess.run(
             [sys.executable, "-m", "lakefine.cli", "run", SMOKE, f"runtime.working_dir={scratch}", "--json"],
-            env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     finally:
         scanner.finish()

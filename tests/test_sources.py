@@ -29,8 +29,9 @@ def test_three_part_table_maps_to_a_local_parquet_directory(spark, local_root):
 
 
 def test_sql_binds_named_tables(spark, local_root):
-    config = make_config(source=source(sql="SELECT * FROM {r} WHERE sentiment = 'pos'",
-                                       tables={"r": "main.ml.reviews"}))
+    config = make_config(
+        source=source(sql="SELECT * FROM {r} WHERE sentiment = 'pos'", tables={"r": "main.ml.reviews"})
+    )
     write_local_table(frame(spark), "main.ml.reviews", config.runtime)
     df = read_source(spark, config.source, config.runtime)
     assert {row.sentiment for row in df.collect()} == {"pos"} and df.count() == 20
@@ -55,8 +56,9 @@ def test_every_file_format_under_a_volume(spark, local_root, fmt):
 
 
 def test_a_dataframe_from_python_replaces_the_source(spark, local_root):
-    config = make_config(source=source(table="main.ml.not_there"),
-                         split={"train": 0.5, "validation": 0.25, "test": 0.25})
+    config = make_config(
+        source=source(table="main.ml.not_there"), split={"train": 0.5, "validation": 0.25, "test": 0.25}
+    )
     result = prepare(config, spark, df=frame(spark))
     assert result.counts["used"] == len(ROWS) and result.label_map.labels == ("neg", "pos")
 
@@ -67,10 +69,13 @@ def test_missing_table_names_the_local_location(spark, local_root):
         read_source(spark, config.source, config.runtime)
 
 
-@pytest.mark.parametrize("path, message", [
-    ("/tmp/data.csv", "is not under a volume"),
-    ("/Volumes/main/ml/raw/../../secret.csv", "contains '..'"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/tmp/data.csv", "is not under a volume"),
+        ("/Volumes/main/ml/raw/../../secret.csv", "contains '..'"),
+    ],
+)
 def test_paths_outside_a_volume_are_refused(spark, local_root, path, message):
     config = make_config(source=source(path=path))
     with pytest.raises(ConfigError, match=message):

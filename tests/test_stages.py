@@ -4,9 +4,9 @@ import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
-from lakefine.prep.clean import mark_unusable, to_canonical, with_key
 from lakefine.core.config import LabelConfig, SourceConfig, SplitConfig
 from lakefine.core.labels import UNKNOWN_ID, LabelMap, sort_labels
+from lakefine.prep.clean import mark_unusable, to_canonical, with_key
 from lakefine.prep.label_ids import apply_label_ids
 from lakefine.prep.split import assign_split
 
@@ -65,7 +65,9 @@ def test_split_is_deterministic_seeded_and_keeps_duplicates_together(spark):
 
 
 def test_id_column_decides_the_split_when_present(spark):
-    df = spark.createDataFrame([("same text", "a", "1"), ("same text", "a", "2")], "text string, label string, id string")
+    df = spark.createDataFrame(
+        [("same text", "a", "1"), ("same text", "a", "2")], "text string, label string, id string"
+    )
     keyed = with_key(df)
     assert [r.key for r in keyed.collect()] == ["1", "2"]
 
@@ -74,7 +76,9 @@ def test_id_column_decides_the_split_when_present(spark):
 def test_split_fractions_are_respected(spark, fractions):
     df = with_key(spark.createDataFrame([(f"t{i}", "a") for i in range(4000)], "text string, label string"))
     train, validation, test = fractions
-    rows = assign_split(df, SplitConfig(train=train, validation=validation, test=test)).groupBy("split").count().collect()
+    rows = (
+        assign_split(df, SplitConfig(train=train, validation=validation, test=test)).groupBy("split").count().collect()
+    )
     counts = {r.split: r["count"] / 4000 for r in rows}
     assert abs(counts.get("train", 0) - train) < 0.05
     assert abs(counts.get("test", 0) - test) < 0.05

@@ -13,8 +13,8 @@ import pytest
 from conftest import REPO
 from lakefine import pipeline
 from lakefine.core.config import load_config
-from lakefine.core.errors import ConfigError, DataError
 from lakefine.core.dataset import PublishedDataset
+from lakefine.core.errors import ConfigError, DataError
 from lakefine.serving.predictor import Predictor
 
 
@@ -28,8 +28,10 @@ def staged(shared_root):
 
 
 def config_of(name, *overrides):
-    return load_config(REPO / "pipelines" / f"{name}.yaml",
-                       ["train.max_steps=4", "train.batch_size=8", "train.logging_steps=2", *overrides])
+    return load_config(
+        REPO / "pipelines" / f"{name}.yaml",
+        ["train.max_steps=4", "train.batch_size=8", "train.logging_steps=2", *overrides],
+    )
 
 
 def evaluated(summary) -> dict:
@@ -116,16 +118,25 @@ def test_label_padding_becomes_minus_100(tiny_model):
 
     t5 = resolve_model(TINY_T5)
     tokenizer = AutoTokenizer.from_pretrained(t5)
-    collate = DataCollatorForSeq2Seq(tokenizer, model=AutoModelForSeq2SeqLM.from_pretrained(t5), label_pad_token_id=-100)
-    batch = collate([{"input_ids": [101, 7, 102], "labels": [101, 5, 102]},
-                     {"input_ids": [101, 102], "labels": [101, 102]}])
+    collate = DataCollatorForSeq2Seq(
+        tokenizer, model=AutoModelForSeq2SeqLM.from_pretrained(t5), label_pad_token_id=-100
+    )
+    batch = collate(
+        [{"input_ids": [101, 7, 102], "labels": [101, 5, 102]}, {"input_ids": [101, 102], "labels": [101, 102]}]
+    )
     assert batch["labels"].tolist()[1][-1] == -100
 
 
 @pytest.mark.slow
 def test_encoder_decoder_warm_started_from_minilm(staged, local_root, spark):
-    config = config_of("trec_answer_type", "model.name_or_path=minilm-bert2bert", "train.max_steps=2",
-                       "split.train=0.96", "split.validation=0.02", "split.test=0.02")
+    config = config_of(
+        "trec_answer_type",
+        "model.name_or_path=minilm-bert2bert",
+        "train.max_steps=2",
+        "split.train=0.96",
+        "split.validation=0.02",
+        "split.test=0.02",
+    )
     summary = pipeline.run(config, spark)
     saved = evaluated(summary)
     predictor = Predictor.load(summary["train"]["registered_uri"])
@@ -156,11 +167,23 @@ def test_class_weights_come_from_the_spark_label_counts(staged, local_root, spar
 
     def loss_on_a_fixed_batch(class_weighting: str):
         set_seed(0)  # the same initial weights for both trainers
-        trainer, tokenized = build_trainer(config.model_copy(update={"train": config.train.model_copy(
-            update={"class_weights": class_weighting})}), prepared.dataset, tmp_path / class_weighting)
+        trainer, tokenized = build_trainer(
+            config.model_copy(update={"train": config.train.model_copy(update={"class_weights": class_weighting})}),
+            prepared.dataset,
+            tmp_path / class_weighting,
+        )
         rows = tokenized["train"].select(range(32))
-        batch = trainer.data_collator([{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"],
-                                        "token_type_ids": r["token_type_ids"], "labels": r["label"]} for r in rows])
+        batch = trainer.data_collator(
+            [
+                {
+                    "input_ids": r["input_ids"],
+                    "attention_mask": r["attention_mask"],
+                    "token_type_ids": r["token_type_ids"],
+                    "labels": r["label"],
+                }
+                for r in rows
+            ]
+        )
         trainer.model.eval()
         with torch.no_grad():
             loss = trainer.compute_loss(trainer.model, dict(batch)).item()
@@ -187,15 +210,19 @@ def hub_dir(tmp_path: Path, declared_size: int | None) -> Path:
             "---\ndataset_info:\n  features:\n  - name: text\n    dtype: string\n  - name: label\n    dtype: string\n"
             f"  splits:\n  - name: train\n    num_bytes: 2000\n    num_examples: 60\n  download_size: {declared_size}\n"
             "  dataset_size: 2000\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
-            "    path: data/train.csv\n---\n")
+            "    path: data/train.csv\n---\n"
+        )
     return directory
 
 
 def hub_config(directory: Path, *overrides):
     from lakefine.core.config import config_from_dict
 
-    raw = {"name": "hub", "source": {"hub": {"name": str(directory), "split": "train"}},
-           "model": {"name_or_path": "tiny-random-bert"}}
+    raw = {
+        "name": "hub",
+        "source": {"hub": {"name": str(directory), "split": "train"}},
+        "model": {"name_or_path": "tiny-random-bert"},
+    }
     for item in overrides:
         key, value = item.split("=", 1)
         raw["source"][key] = value if not value.replace(".", "").isdigit() else float(value)
@@ -221,13 +248,18 @@ def test_hub_dataset_without_declared_size_follows_the_policy(tmp_path, local_ro
     assert prepare(hub_config(undeclared, "unknown_size=warn"), spark).counts["used"] == 60
 
 
-@pytest.mark.parametrize("task, overrides, message", [
-    ("pair_classification", ["source.text_pair_column=sentence_2"], "column 'sentence_2' is not in the source"),
-    ("multi_label", ["source.label_column=label"], "task multi_label needs array<string> labels"),
-])
+@pytest.mark.parametrize(
+    "task, overrides, message",
+    [
+        ("pair_classification", ["source.text_pair_column=sentence_2"], "column 'sentence_2' is not in the source"),
+        ("multi_label", ["source.label_column=label"], "task multi_label needs array<string> labels"),
+    ],
+)
 def test_wrong_shape_is_one_clear_error_naming_the_column(staged, local_root, spark, task, overrides, message):
     name = "rt_sentiment_pairs"
-    config = load_config(REPO / "pipelines" / f"{name}.yaml", [f"task={task}", "model.name_or_path=tiny-random-bert", *overrides])
+    config = load_config(
+        REPO / "pipelines" / f"{name}.yaml", [f"task={task}", "model.name_or_path=tiny-random-bert", *overrides]
+    )
     with pytest.raises(DataError, match=message):
         pipeline.prepare(config, spark)
 

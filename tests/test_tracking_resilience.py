@@ -60,7 +60,7 @@ class _SocketServer:
         while not self.stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -94,9 +94,13 @@ def bad_tracking_uri(request):
 
 def test_bad_tracking_server_fails_before_any_work(local_root, bad_tracking_uri):
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "lakefine.cli", "run", SMOKE],
-                            env=cli_env(local_root, bad_tracking_uri), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "lakefine.cli", "run", SMOKE],
+        env=cli_env(local_root, bad_tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr[-3000:]
     assert elapsed < 15, f"took {elapsed:.1f} s to give up on {bad_tracking_uri}"
@@ -128,8 +132,8 @@ def test_with_retry_waits_for_an_unreachable_server_then_gives_up(monkeypatch):
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from lakefine.tracking import client as tracking
     from lakefine.core.errors import TrackingError
+    from lakefine.tracking import client as tracking
 
     # A real refused request, as MLflow reports it (no client retries: fast).
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -201,11 +205,24 @@ class MlflowServer:
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers
         env.pop("MLFLOW_TRACKING_URI", None)
         self.proc = subprocess.Popen(
-            [str(mlflow_bin), "server",
-             "--backend-store-uri", f"sqlite:///{self.workdir / 'db.sqlite'}",
-             "--default-artifact-root", str(self.workdir / "art"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir,
+            [
+                str(mlflow_bin),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.workdir / 'db.sqlite'}",
+                "--default-artifact-root",
+                str(self.workdir / "art"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.workdir,
             start_new_session=True,
         )
         log.close()
@@ -220,8 +237,10 @@ class MlflowServer:
                 pass
             time.sleep(0.3)
         self.stop()
-        pytest.fail(f"mlflow server did not come up on {self.uri}:\n"
-                    + (self.workdir / f"server-{self.starts}.log").read_text()[-3000:])
+        pytest.fail(
+            f"mlflow server did not come up on {self.uri}:\n"
+            + (self.workdir / f"server-{self.starts}.log").read_text()[-3000:]
+        )
 
     def stop(self) -> None:
         if self.proc is None:
@@ -289,13 +308,17 @@ MAX_STEPS = 60
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("client_retries, outage_during", [
-    ("mlflow-default", "training"),  # MLflow's own HTTP retries wait for the server
-    ("none", "training"),  # MLFLOW_HTTP_REQUEST_MAX_RETRIES=0: lakefine's callback buffers
-    ("none", "end-of-run"),  # down while the model is saved, logged and registered
-])
-def test_training_survives_a_tracking_server_restart(local_root, tmp_path, mlflow_server, smoke_dataset,
-                                                     client_retries, outage_during):
+@pytest.mark.parametrize(
+    "client_retries, outage_during",
+    [
+        ("mlflow-default", "training"),  # MLflow's own HTTP retries wait for the server
+        ("none", "training"),  # MLFLOW_HTTP_REQUEST_MAX_RETRIES=0: lakefine's callback buffers
+        ("none", "end-of-run"),  # down while the model is saved, logged and registered
+    ],
+)
+def test_training_survives_a_tracking_server_restart(
+    local_root, tmp_path, mlflow_server, smoke_dataset, client_retries, outage_during
+):
     """The server is SIGKILLed (with its worker) while training logs per-step metrics,
     or just when the end-of-run calls start (the model is being saved), and restarted
     on the same port and store a few seconds later. Exit 0, every step's loss in the
@@ -306,11 +329,23 @@ def test_training_survives_a_tracking_server_restart(local_root, tmp_path, mlflo
     extra = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"} if client_retries == "none" else {}
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lakefine.cli", "run", SMOKE,
-         f"train.max_steps={MAX_STEPS}", "train.logging_steps=1", "train.batch_size=8",
-         f"runtime.working_dir={tmp_path / 'scratch'}", "--json"],
-        env=cli_env(local_root, server.uri, **extra), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "lakefine.cli",
+            "run",
+            SMOKE,
+            f"train.max_steps={MAX_STEPS}",
+            "train.logging_steps=1",
+            "train.batch_size=8",
+            f"runtime.working_dir={tmp_path / 'scratch'}",
+            "--json",
+        ],
+        env=cli_env(local_root, server.uri, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     err = _Lines(proc.stderr)
     try:
@@ -351,9 +386,11 @@ def test_training_survives_a_tracking_server_restart(local_root, tmp_path, mlflo
     run_id = summary["train"]["run_id"]
     if outage_during == "training":
         assert max(logged) < MAX_STEPS, "training had finished before the server went away"
-    print(f"\n[{client_retries}, {outage_during}] first start {first_start:.1f} s, killed"
-          f" {'at step ' + str(max(logged)) if logged else 'at end of run'}, outage {outage:.1f} s"
-          f" (restart {restart:.1f} s), pipeline {elapsed:.1f} s")
+    print(
+        f"\n[{client_retries}, {outage_during}] first start {first_start:.1f} s, killed"
+        f" {'at step ' + str(max(logged)) if logged else 'at end of run'}, outage {outage:.1f} s"
+        f" (restart {restart:.1f} s), pipeline {elapsed:.1f} s"
+    )
     print("\n".join(re.findall(r"\[lakefine\] tracking:[^\r\n]*", err.text)))
     if client_retries == "none":  # the outage was seen, and waited out, by lakefine itself
         assert "tracking: could not" in err.text, err.text[-3000:]

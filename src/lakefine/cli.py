@@ -23,20 +23,25 @@ from lakefine.core.metrics import headline
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lakefine", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("run", "prepare in Spark, then fine-tune, evaluate, log and register"),
-                            ("prepare", "Spark side only: source -> published dataset"),
-                            ("train", "training side only: newest published dataset -> model")):
+    for name, help_text in (
+        ("run", "prepare in Spark, then fine-tune, evaluate, log and register"),
+        ("prepare", "Spark side only: source -> published dataset"),
+        ("train", "training side only: newest published dataset -> model"),
+    ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/rotten_tomatoes.yaml")
         command.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.epochs=2")
-        command.add_argument("--local-root", help="local stand-in for /Volumes and the MLflow store"
-                             " (default: .lakefine, or $LAKEFINE_LOCAL_ROOT)")
+        command.add_argument(
+            "--local-root",
+            help="local stand-in for /Volumes and the MLflow store (default: .lakefine, or $LAKEFINE_LOCAL_ROOT)",
+        )
         command.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
         if name == "train":
             command.add_argument("--dataset", help="a published dataset directory (default: newest)")
         if name in ("run", "train"):
-            command.add_argument("--fresh", action="store_true",
-                                 help="start training over instead of resuming an interrupted run")
+            command.add_argument(
+                "--fresh", action="store_true", help="start training over instead of resuming an interrupted run"
+            )
     predict = commands.add_parser("predict", help="label and probabilities for texts")
     predict.add_argument("model", help="model directory or MLflow URI (models:/name@challenger)")
     predict.add_argument("texts", nargs="*", help="texts to classify")
@@ -85,10 +90,12 @@ def _dispatch(args) -> dict:
         return pipeline.train(config, args.dataset, fresh=args.fresh).summary()
     summary = pipeline.run(config, fresh=args.fresh)
     model = summary["train"].get("registered_uri") or summary["train"]["model_dir"]
-    print(f"\nDone in {summary['wall_seconds']:.0f} s. Test metrics: "
-          + headline(summary["train"]["metrics"])
-          + f"\nModel: {summary['train']['model_dir']}\nPredict: lakefine predict '{model}' \"some text\"",
-          file=sys.stderr)
+    print(
+        f"\nDone in {summary['wall_seconds']:.0f} s. Test metrics: "
+        + headline(summary["train"]["metrics"])
+        + f"\nModel: {summary['train']['model_dir']}\nPredict: lakefine predict '{model}' \"some text\"",
+        file=sys.stderr,
+    )
     return summary
 
 
@@ -100,7 +107,9 @@ def _predict(args) -> dict:
         path = Path(args.file)
         if not path.is_file():
             raise ConfigError(f"--file: no file at {path}")
-        texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+        texts += [
+            line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()
+        ]
     if not texts:
         raise ConfigError("predict: give texts as arguments or --file FILE")
     predictions = Predictor.load(args.model).predict(texts)

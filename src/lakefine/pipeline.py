@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from lakefine.core import paths
 from lakefine.core.config import PipelineConfig
@@ -35,8 +34,14 @@ class TrainResult:
     resumed_from_step: int = 0
 
     def summary(self) -> dict:
-        return {"run_id": self.run_id, "model_dir": self.model_dir, "metrics": self.metrics,
-                **self.registration, "timings": self.timings, "resumed_from_step": self.resumed_from_step}
+        return {
+            "run_id": self.run_id,
+            "model_dir": self.model_dir,
+            "metrics": self.metrics,
+            **self.registration,
+            "timings": self.timings,
+            "resumed_from_step": self.resumed_from_step,
+        }
 
 
 def prepare(config: PipelineConfig, spark=None, df=None):
@@ -47,18 +52,19 @@ def prepare(config: PipelineConfig, spark=None, df=None):
     return prepare_in_spark(config, spark=spark, df=df)
 
 
-def published_dataset(config: PipelineConfig, dataset: Optional[str] = None) -> PublishedDataset:
+def published_dataset(config: PipelineConfig, dataset: str | None = None) -> PublishedDataset:
     if dataset:
         return PublishedDataset.open(dataset)
     root = paths.datasets_root(config.runtime.volume, config.name, config.runtime.local_root)
     latest = latest_published(root)
     if latest is None:
-        raise HandoffError(f"no prepared dataset for pipeline {config.name!r} under {root}; run `lakefine prepare` first")
+        raise HandoffError(
+            f"no prepared dataset for pipeline {config.name!r} under {root}; run `lakefine prepare` first"
+        )
     return latest
 
 
-def train(config: PipelineConfig, dataset: Optional[str | PublishedDataset] = None,
-          fresh: bool = False) -> TrainResult:
+def train(config: PipelineConfig, dataset: str | PublishedDataset | None = None, fresh: bool = False) -> TrainResult:
     """Training side: published dataset -> fine-tuned model, tracked and registered.
 
     A rerun of an interrupted training (same config and data, run not finished)
@@ -78,8 +84,9 @@ def train(config: PipelineConfig, dataset: Optional[str | PublishedDataset] = No
     experiment_id = tracking_client.setup(config)
     attempt = checkpoints.attempt_key(config.flat_params(), published.key)
     local_dir = paths.scratch_dir(config.runtime.working_dir, f"checkpoints/{config.name}/{attempt}")
-    volume_dir = paths.resolve(f"{config.runtime.volume}/checkpoints/{config.name}/{attempt}",
-                               config.runtime.local_root)
+    volume_dir = paths.resolve(
+        f"{config.runtime.volume}/checkpoints/{config.name}/{attempt}", config.runtime.local_root
+    )
     unfinished = None if fresh else runs.find_unfinished_run(experiment_id, attempt)
     resume_from = checkpoints.newest_complete(local_dir, volume_dir) if unfinished else None
     if resume_from is None:
@@ -87,25 +94,35 @@ def train(config: PipelineConfig, dataset: Optional[str | PublishedDataset] = No
         local_dir.mkdir(parents=True, exist_ok=True)
     run_id = unfinished.info.run_id if unfinished and resume_from else None
 
-    with runs.started_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
-                          run_name=None if run_id else config.name,
-                          tags=None if run_id else {runs.ATTEMPT_TAG: attempt}) as run:
+    with runs.started_run(
+        run_id=run_id,
+        experiment_id=None if run_id else experiment_id,
+        run_name=None if run_id else config.name,
+        tags=None if run_id else {runs.ATTEMPT_TAG: attempt},
+    ) as run:
         run_id = run.info.run_id
-        say(f"train: MLflow run {run_id} in experiment {config.experiment_name} ({mlflow.get_tracking_uri()})"
-            + (f", resuming from {resume_from.name}" if resume_from else ""))
+        say(
+            f"train: MLflow run {run_id} in experiment {config.experiment_name} ({mlflow.get_tracking_uri()})"
+            + (f", resuming from {resume_from.name}" if resume_from else "")
+        )
         logged_until = runs.last_logged_step(run_id) if resume_from else 0
         if not resume_from:
             runs.log_run_inputs(config, published.manifest)
         mlflow.set_tag("lakefine.resumed_from_step", checkpoints.step_of(resume_from) if resume_from else 0)
-        model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}",
-                                  config.runtime.local_root)
+        model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}", config.runtime.local_root)
         try:
             if config.train.num_processes > 1:
-                result = _train_distributed(config, published, local_dir, model_dir, resume_from, run_id,
-                                            logged_until, volume_dir)
+                result = _train_distributed(
+                    config, published, local_dir, model_dir, resume_from, run_id, logged_until, volume_dir
+                )
             else:
-                result = fit(config, published, local_dir, resume_from=resume_from,
-                             callbacks=[MlflowMetrics(logged_until), MirrorCheckpoints(volume_dir)])
+                result = fit(
+                    config,
+                    published,
+                    local_dir,
+                    resume_from=resume_from,
+                    callbacks=[MlflowMetrics(logged_until), MirrorCheckpoints(volume_dir)],
+                )
         except Preempted:
             checkpoints.mirror_newest(local_dir, volume_dir)
             mlflow.end_run(status="KILLED")
@@ -119,10 +136,18 @@ def train(config: PipelineConfig, dataset: Optional[str | PublishedDataset] = No
         registration = log_and_register_model(config, result, model_dir)
         result.timings["log_model"] = time.perf_counter() - stage
     checkpoints.wipe(local_dir, volume_dir)  # finished: the model is saved and registered
-    say(f"train: test {headline(result.metrics) or '(no test split)'}, "
-        f"model saved to {model_dir}, registered as {registration.get('registered_uri')}")
-    return TrainResult(run_id, str(model_dir), result.metrics, registration, result.timings,
-                       resumed_from_step=checkpoints.step_of(resume_from) if resume_from else 0)
+    say(
+        f"train: test {headline(result.metrics) or '(no test split)'}, "
+        f"model saved to {model_dir}, registered as {registration.get('registered_uri')}"
+    )
+    return TrainResult(
+        run_id,
+        str(model_dir),
+        result.metrics,
+        registration,
+        result.timings,
+        resumed_from_step=checkpoints.step_of(resume_from) if resume_from else 0,
+    )
 
 
 def run(config: PipelineConfig, spark=None, df=None, fresh: bool = False) -> dict:
@@ -132,24 +157,44 @@ def run(config: PipelineConfig, spark=None, df=None, fresh: bool = False) -> dic
     tracking_client.setup(config)
     prepared = prepare(config, spark=spark, df=df)
     trained = train(config, prepared.dataset, fresh=fresh)
-    return {"prepare": prepared.summary(), "train": trained.summary(),
-            "prepare_timings": prepared.timings, "wall_seconds": time.perf_counter() - started}
+    return {
+        "prepare": prepared.summary(),
+        "train": trained.summary(),
+        "prepare_timings": prepared.timings,
+        "wall_seconds": time.perf_counter() - started,
+    }
 
 
-def _train_distributed(config: PipelineConfig, published: PublishedDataset, local_dir: Path, model_dir: Path,
-                       resume_from: Optional[Path], run_id: str, logged_until: int, volume_dir: Path):
+def _train_distributed(
+    config: PipelineConfig,
+    published: PublishedDataset,
+    local_dir: Path,
+    model_dir: Path,
+    resume_from: Path | None,
+    run_id: str,
+    logged_until: int,
+    volume_dir: Path,
+):
     """DDP through Spark's TorchDistributor: the launcher needs the Spark session,
     which this entry point (not the training side) builds."""
     from lakefine.prep.session import get_spark  # both sides: see the module docstring
     from lakefine.training.distributed import train_distributed
 
-    return train_distributed(config, published.path, config.train.num_processes, output_dir=local_dir,
-                             model_dir=model_dir, resume_from=resume_from, run_id=run_id,
-                             logged_until=logged_until, volume_dir=volume_dir,
-                             spark=get_spark(config.runtime.spark_master))
+    return train_distributed(
+        config,
+        published.path,
+        config.train.num_processes,
+        output_dir=local_dir,
+        model_dir=model_dir,
+        resume_from=resume_from,
+        run_id=run_id,
+        logged_until=logged_until,
+        volume_dir=volume_dir,
+        spark=get_spark(config.runtime.spark_master),
+    )
 
 
-def evaluate(config: PipelineConfig, model_uri: Optional[str] = None, dataset: Optional[str] = None) -> dict:
+def evaluate(config: PipelineConfig, model_uri: str | None = None, dataset: str | None = None) -> dict:
     """Score a model (default: the registered ``challenger``) on the published test split."""
     from lakefine.serving.predictor import Predictor  # torch: see the module docstring
 

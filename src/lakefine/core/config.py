@@ -271,7 +271,9 @@ class RuntimeConfig(_Model):
         try:
             parse_volume_path(volume, "runtime.volume")
         except ConfigError:
-            raise ValueError(f"{_shown(volume)} is not a volume path /Volumes/<catalog>/<schema>/<volume>[/...]") from None
+            raise ValueError(
+                f"{_shown(volume)} is not a volume path /Volumes/<catalog>/<schema>/<volume>[/...]"
+            ) from None
         return volume
 
 

@@ -16,7 +16,6 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from lakefine.core.errors import HandoffError
 
@@ -37,17 +36,17 @@ class PublishedDataset:
     manifest: dict
 
     @classmethod
-    def open(cls, path: str | Path) -> "PublishedDataset":
+    def open(cls, path: str | Path) -> PublishedDataset:
         path = Path(path)
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
-            raise HandoffError(
-                f"{path} is not a complete published dataset (no {MANIFEST}); run `lakefine prepare`"
-            )
+            raise HandoffError(f"{path} is not a complete published dataset (no {MANIFEST}); run `lakefine prepare`")
         manifest = json.loads(manifest_path.read_text())
         missing = [f for f in manifest["files"] if not (path / f).is_file()]
         if missing:
-            raise HandoffError(f"{path}: manifest lists files that are gone: {missing[:3]}; run `lakefine prepare` again")
+            raise HandoffError(
+                f"{path}: manifest lists files that are gone: {missing[:3]}; run `lakefine prepare` again"
+            )
         return cls(path, manifest)
 
     @property
@@ -65,21 +64,23 @@ class PublishedDataset:
 
         shards = [Dataset.from_file(str(self.path / f)) for f in self.manifest["files"]]
         full = concatenate_datasets(shards) if len(shards) > 1 else shards[0]
-        return DatasetDict({
-            name: full.select(range(start, end))
-            for name, (start, end) in self.manifest["splits"].items()
-            if end > start
-        })
+        return DatasetDict(
+            {
+                name: full.select(range(start, end))
+                for name, (start, end) in self.manifest["splits"].items()
+                if end > start
+            }
+        )
 
 
-def find_published(root: Path, key: str) -> Optional[PublishedDataset]:
+def find_published(root: Path, key: str) -> PublishedDataset | None:
     candidate = root / key
     if (candidate / MANIFEST).is_file():
         return PublishedDataset.open(candidate)
     return None
 
 
-def latest_published(root: Path) -> Optional[PublishedDataset]:
+def latest_published(root: Path) -> PublishedDataset | None:
     complete = _complete_manifests(root)
     if not complete:
         return None

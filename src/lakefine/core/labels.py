@@ -49,7 +49,7 @@ class LabelMap:
             raise DataError(f"duplicate labels in label map: {self.labels}")
 
     @classmethod
-    def from_labels(cls, labels) -> "LabelMap":
+    def from_labels(cls, labels) -> LabelMap:
         return cls(sort_labels(set(labels)))
 
     @property
@@ -68,6 +68,6 @@ class LabelMap:
         return {"id2label": {str(i): label for i, label in self.id2label.items()}}
 
     @classmethod
-    def from_json(cls, data: dict) -> "LabelMap":
+    def from_json(cls, data: dict) -> LabelMap:
         id2label = data["id2label"]
         return cls(tuple(id2label[str(i)] for i in range(len(id2label))))

@@ -77,5 +77,6 @@ HEADLINE = ("accuracy", "f1", "f1_macro", "f1_micro", "exact_match")
 
 def headline(metrics: dict, prefix: str = "test_") -> str:
     """``accuracy=0.8215, f1=0.7869, ...``: the scores a person reads first."""
-    return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
-                     if k.startswith(prefix) and k.removeprefix(prefix) in HEADLINE)
+    return ", ".join(
+        f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(prefix) and k.removeprefix(prefix) in HEADLINE
+    )

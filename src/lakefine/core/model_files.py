@@ -7,8 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "tokenizer_config.json",
-                   "special_tokens_map.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def tokenizer_fingerprint(model_dir: str) -> str:
@@ -24,8 +23,7 @@ def tokenizer_fingerprint(model_dir: str) -> str:
 
 def model_max_length(model_dir: str) -> int:
     directory = Path(model_dir)
-    for name, field_name in (("config.json", "max_position_embeddings"),
-                             ("tokenizer_config.json", "model_max_length")):
+    for name, field_name in (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")):
         if (directory / name).is_file():
             value = json.loads((directory / name).read_text()).get(field_name)
             if isinstance(value, int) and 0 < value < 1_000_000:

@@ -37,9 +37,7 @@ def parse_volume_path(path: str, key: str = "path") -> VolumePath:
     if ".." in posix.parts:
         raise ConfigError(f"{key}: {path!r} contains '..'; give the full path under /Volumes/...")
     if not posix.is_absolute() or posix.parts[:2] != ("/", "Volumes") or len(posix.parts) < 5:
-        raise ConfigError(
-            f"{key}: {path!r} is not under a volume; use /Volumes/<catalog>/<schema>/<volume>/..."
-        )
+        raise ConfigError(f"{key}: {path!r} is not under a volume; use /Volumes/<catalog>/<schema>/<volume>/...")
     catalog, schema, volume, *rest = posix.parts[2:]
     return VolumePath(catalog, schema, volume, tuple(rest))
 

@@ -54,6 +54,10 @@ def use_soft_file_locks() -> None:
             kwargs.pop("mode", None)
             super().__init__(lock_file, *args, **kwargs)
 
-    for module in ("datasets.builder", "datasets.utils.file_utils", "datasets.utils.extract",
-                   "datasets.utils.filelock"):
+    for module in (
+        "datasets.builder",
+        "datasets.utils.file_utils",
+        "datasets.utils.extract",
+        "datasets.utils.filelock",
+    ):
         importlib.import_module(module).FileLock = SoftLock

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from lakefine.core.config import PipelineConfig, load_config
 from lakefine.core.errors import LakefineError

@@ -11,7 +11,7 @@ hands it a client.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple
 
 from lakefine.core.config import PipelineConfig
 from lakefine.core.errors import ConfigError, PrivilegeError
@@ -106,7 +106,7 @@ def quote_part(part: str) -> str:
 # ---------------------------------------------------------------------------- checking
 
 
-def check_privileges(client: WorkspaceClient, config: PipelineConfig, principal: Optional[str] = None) -> None:
+def check_privileges(client: WorkspaceClient, config: PipelineConfig, principal: str | None = None) -> None:
     """Raise :class:`PrivilegeError` listing every missing privilege with its GRANT.
 
     ``principal`` defaults to the caller (``current_user.me().user_name``; for a service
@@ -132,8 +132,9 @@ def check_privileges(client: WorkspaceClient, config: PipelineConfig, principal:
         raise PrivilegeError(_missing_message(principal, missing, problems))
 
 
-def _effective_privileges(client: WorkspaceClient, securable_type: str, full_name: str,
-                          principal: str) -> tuple[set[str], Optional[str]]:
+def _effective_privileges(
+    client: WorkspaceClient, securable_type: str, full_name: str, principal: str
+) -> tuple[set[str], str | None]:
     """Privileges ``principal`` holds on a securable, directly or inherited from its
     catalog/schema (the effective API reports both; ``inherited_from_*`` only says where
     a privilege comes from, so every entry counts). Returns (privileges, problem)."""
@@ -145,8 +146,13 @@ def _effective_privileges(client: WorkspaceClient, securable_type: str, full_nam
         try:
             # max_results=0 selects the paginated API (the unpaginated one is being retired).
             # The REST path takes the unquoted dotted name.
-            page = client.grants.get_effective(securable_type, ".".join(split_name(full_name)),
-                                               principal=principal, max_results=0, page_token=page_token)
+            page = client.grants.get_effective(
+                securable_type,
+                ".".join(split_name(full_name)),
+                principal=principal,
+                max_results=0,
+                page_token=page_token,
+            )
         except NotFound as exc:
             problem = f"does not exist or is not visible ({first_line(exc)})"
             if securable_type in (SCHEMA, VOLUME):  # containers the pipeline writes into
@@ -168,24 +174,26 @@ def _effective_privileges(client: WorkspaceClient, securable_type: str, full_nam
 
 
 def _missing_message(principal: str, missing: list[Requirement], problems: dict) -> str:
-    lines = [f"`{principal}` is missing {len(missing)} Unity Catalog privilege"
-             f"{'s' if len(missing) > 1 else ''}; run these as the owner of the objects"
-             " (or a metastore admin), then rerun:"]
+    lines = [
+        f"`{principal}` is missing {len(missing)} Unity Catalog privilege"
+        f"{'s' if len(missing) > 1 else ''}; run these as the owner of the objects"
+        " (or a metastore admin), then rerun:"
+    ]
     for securable in dict.fromkeys((r.securable_type, r.full_name) for r in missing):
         if securable in problems:
             lines.append(f"  -- {securable[0]} {securable[1]}: {problems[securable]}")
-        lines += [f"  {r.grant_statement(principal)}" for r in missing
-                  if (r.securable_type, r.full_name) == securable]
-    lines.append("If the access comes through a group or object ownership that this check cannot"
-                 " see, pass principal=<group> or skip the preflight.")
+        lines += [f"  {r.grant_statement(principal)}" for r in missing if (r.securable_type, r.full_name) == securable]
+    lines.append(
+        "If the access comes through a group or object ownership that this check cannot"
+        " see, pass principal=<group> or skip the preflight."
+    )
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- entry point
 
 
-def preflight(config: PipelineConfig, client: Optional[WorkspaceClient] = None,
-              principal: Optional[str] = None) -> str:
+def preflight(config: PipelineConfig, client: WorkspaceClient | None = None, principal: str | None = None) -> str:
     """Check privileges on Databricks (or against ``client``); a no-op locally.
 
     Local mode must not build a ``WorkspaceClient``: with no host configured it would

@@ -48,14 +48,17 @@ def to_canonical(df: DataFrame, source: SourceConfig, task: str = "classificatio
                 f" {df.schema[source.label_column].dataType.simpleString()}; task multi_label needs"
                 " array<string> labels (build one with source.columns, e.g. split(tags, ','))"
             )
-        values = F.array_distinct(F.filter(F.transform(label, lambda x: normalize_whitespace(x.cast("string"))),
-                                           lambda x: x.isNotNull() & (x != "")))
+        values = F.array_distinct(
+            F.filter(
+                F.transform(label, lambda x: normalize_whitespace(x.cast("string"))),
+                lambda x: x.isNotNull() & (x != ""),
+            )
+        )
         labels_column = F.when(label.isNull(), F.lit(None)).otherwise(F.array_sort(values)).alias("labels")
         label = F.array_join(F.array_sort(values), "\u0001")
         label = F.when(df[source.label_column].isNull(), F.lit(None)).otherwise(label)
     if isinstance(df.schema[source.label_column].dataType, (T.FloatType, T.DoubleType, T.DecimalType)):
-        label = F.when(label == F.floor(label), label.cast("long").cast("string")).otherwise(
-            label.cast("string"))
+        label = F.when(label == F.floor(label), label.cast("long").cast("string")).otherwise(label.cast("string"))
         if not isinstance(df.schema[source.label_column].dataType, T.DecimalType):
             label = F.when(F.isnan(df[source.label_column]), F.lit(None)).otherwise(label)  # pandas' NaN = missing
     columns = [

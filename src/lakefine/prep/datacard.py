@@ -49,7 +49,8 @@ def token_lengths(df: DataFrame, tokenizer_path: str) -> DataFrame:
         @F.pandas_udf("int")
         def count_pair(texts: pd.Series, pairs: pd.Series) -> pd.Series:
             encodings = fast_tokenizer(tokenizer_path).encode_batch(
-                list(zip(texts.fillna("").tolist(), pairs.fillna("").tolist())))
+                list(zip(texts.fillna("").tolist(), pairs.fillna("").tolist()))
+            )
             return pd.Series([len(e.ids) for e in encodings], dtype="int32")
 
         return df.withColumn("n_tokens", count_pair("text", "text_pair"))
@@ -110,12 +111,15 @@ def duplicate_stats(df: DataFrame) -> dict[str, int]:
         F.sum(F.when(F.col("rows") > 1, F.col("rows") - 1).otherwise(0)).alias("duplicate_rows"),
         F.sum(F.when(F.col("splits") > 1, 1).otherwise(0)).alias("keys_in_several_splits"),
     ).first()
-    return {"duplicate_rows": int(row["duplicate_rows"] or 0),
-            "keys_in_several_splits": int(row["keys_in_several_splits"] or 0)}
+    return {
+        "duplicate_rows": int(row["duplicate_rows"] or 0),
+        "keys_in_several_splits": int(row["keys_in_several_splits"] or 0),
+    }
 
 
-def check_usable(label_counts: dict[str, dict[str, int]], where: str,
-                 quarantined: dict[str, int] | None = None) -> None:
+def check_usable(
+    label_counts: dict[str, dict[str, int]], where: str, quarantined: dict[str, int] | None = None
+) -> None:
     """Fail fast before any write: training needs two classes and training rows."""
     train_rows = sum(c.get("train", 0) for c in label_counts.values())
     if not label_counts:

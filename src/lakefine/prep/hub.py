@@ -34,12 +34,16 @@ def check_size(source: SourceConfig, runtime: RuntimeConfig) -> dict:
     try:
         info = load_dataset_builder(name, config).info
     except Exception as exc:  # datasets raises many types for a missing or private dataset
-        raise DataError(f"source.hub {source.hub.name!r}: cannot read its description"
-                        f" ({first_line(exc)}); check the name, the config and your access") from None
+        raise DataError(
+            f"source.hub {source.hub.name!r}: cannot read its description"
+            f" ({first_line(exc)}); check the name, the config and your access"
+        ) from None
     sizes = {"download_size": info.download_size, "dataset_size": info.dataset_size}
     if not info.download_size or not info.dataset_size:
-        message = (f"source.hub {source.hub.name!r} does not state its download and dataset sizes"
-                   " (its README has no dataset_info)")
+        message = (
+            f"source.hub {source.hub.name!r} does not state its download and dataset sizes"
+            " (its README has no dataset_info)"
+        )
         if source.unknown_size == "refuse":
             raise DataError(f"{message}; set source.unknown_size: warn to load it anyway")
         say(f"prepare: warning: {message}; loading it anyway (source.unknown_size: warn)")
@@ -51,8 +55,10 @@ def check_size(source: SourceConfig, runtime: RuntimeConfig) -> dict:
             f" {info.dataset_size / MB:,.1f} MB is over source.max_download_mb ({source.max_download_mb:,.0f});"
             " raise the limit or choose a smaller config or split"
         )
-    say(f"prepare: {source.hub.name}: download {info.download_size / MB:,.1f} MB,"
-        f" dataset {info.dataset_size / MB:,.1f} MB")
+    say(
+        f"prepare: {source.hub.name}: download {info.download_size / MB:,.1f} MB,"
+        f" dataset {info.dataset_size / MB:,.1f} MB"
+    )
     return sizes
 
 
@@ -66,7 +72,6 @@ def read_hub(spark, source: SourceConfig, runtime: RuntimeConfig):
         mode = "force_redownload" if Path(location).is_dir() else None
         dataset = load_dataset(location, source.hub.config, split=split, download_mode=mode)
     except Exception as exc:
-        raise DataError(f"source.hub {source.hub.name!r} split {split!r}: cannot load it"
-                        f" ({first_line(exc)})") from None
+        raise DataError(f"source.hub {source.hub.name!r} split {split!r}: cannot load it ({first_line(exc)})") from None
     # Arrow -> pandas -> Spark: ClassLabel columns arrive as their integer ids.
     return spark.createDataFrame(dataset.to_pandas())

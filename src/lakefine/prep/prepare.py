@@ -13,7 +13,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from datasets import ClassLabel, Features, List, Value
 from pyspark.sql import DataFrame, Window
@@ -48,10 +47,10 @@ from lakefine.prep.versions import source_version
 @dataclass(frozen=True)
 class PrepareResult:
     dataset: PublishedDataset
-    label_map: Optional[LabelMap]  # None for seq2seq
+    label_map: LabelMap | None  # None for seq2seq
     counts: dict  # input, used, quarantined, by_reason
     cache_hit: bool
-    quarantine_path: Optional[str] = None
+    quarantine_path: str | None = None
     timings: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
@@ -73,7 +72,7 @@ class Labelled:
     """The rows after the label policy: the map, every row with its final ``reason``,
     the usable rows with ``label_id``, and the counts the data card reports."""
 
-    label_map: Optional[LabelMap]
+    label_map: LabelMap | None
     rows: DataFrame
     used: DataFrame
     split_rows: dict[str, int]
@@ -93,7 +92,7 @@ def datasets_root(config: PipelineConfig) -> Path:
     return paths.datasets_root(config.runtime.volume, config.name, config.runtime.local_root)
 
 
-def prepare(config: PipelineConfig, spark=None, df: Optional[DataFrame] = None) -> PrepareResult:
+def prepare(config: PipelineConfig, spark=None, df: DataFrame | None = None) -> PrepareResult:
     """Run preparation. ``df`` replaces the configured source (notebooks pass one)."""
     timings: dict[str, float] = {}
     model_dir = usable_model_dir(config)  # a wrong model path fails before any Spark work
@@ -127,20 +126,25 @@ def prepare(config: PipelineConfig, spark=None, df: Optional[DataFrame] = None) 
 def usable_rows(config: PipelineConfig, raw: DataFrame) -> DataFrame:
     """Canonical columns, a ``reason`` for every unusable row, the key and the split."""
     src = config.source
-    require_columns(raw, {
-        "source.text_column": src.text_column,
-        "source.text_pair_column": src.text_pair_column,
-        "source.label_column": src.label_column,
-        "source.id_column": src.id_column,
-    }, arrays_ok=("source.label_column",) if config.task == "multi_label" else ())
+    require_columns(
+        raw,
+        {
+            "source.text_column": src.text_column,
+            "source.text_pair_column": src.text_pair_column,
+            "source.label_column": src.label_column,
+            "source.id_column": src.id_column,
+        },
+        arrays_ok=("source.label_column",) if config.task == "multi_label" else (),
+    )
     rows = assign_split(with_key(mark_unusable(to_canonical(raw, src, config.task), config.labels)), config.split)
     if src.deduplicate:
         rows = _quarantine_duplicates(rows)
     return _quarantine_conflicts(rows)
 
 
-def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict, model_dir: str,
-                  source_key: Optional[str]) -> PrepareResult:
+def _prepare_rows(
+    config: PipelineConfig, spark, rows: DataFrame, timings: dict, model_dir: str, source_key: str | None
+) -> PrepareResult:
     with timed(timings, "discover_labels"):
         input_rows, usable_counts, by_reason = count_rows(config, rows)
         labelled = apply_label_policy(config, rows, usable_counts, by_reason)  # adds its reasons
@@ -151,14 +155,15 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict,
         "by_reason": dict(sorted(by_reason.items())),
     }
     with timed(timings, "cache_key"):
-        key = cache_key({
-            **_settings(config, model_dir),
-            "data": _content_digest(labelled.used),
-            "labels": labelled.label_map.fingerprint if labelled.label_map else None,
-        })
+        key = cache_key(
+            {
+                **_settings(config, model_dir),
+                "data": _content_digest(labelled.used),
+                "labels": labelled.label_map.fingerprint if labelled.label_map else None,
+            }
+        )
     root = datasets_root(config)
-    quarantine_dir = paths.resolve(f"{config.runtime.volume}/quarantine/{config.name}/{key}",
-                                   config.runtime.local_root)
+    quarantine_dir = paths.resolve(f"{config.runtime.volume}/quarantine/{config.name}/{key}", config.runtime.local_root)
     quarantine = str(quarantine_dir) if counts["quarantined"] else None
     if (existing := find_published(root, key)) is not None:
         say(f"prepare: cache hit {existing.path} ({counts['used']:,} rows, data unchanged)")
@@ -166,23 +171,36 @@ def _prepare_rows(config: PipelineConfig, spark, rows: DataFrame, timings: dict,
 
     with timed(timings, "data_card"):
         card, lengths = build_data_card(config, labelled, counts, model_dir)
-    say(f"prepare: {counts['input']:,} rows in, {counts['used']:,} used, {counts['quarantined']:,}"
+    say(
+        f"prepare: {counts['input']:,} rows in, {counts['used']:,} used, {counts['quarantined']:,}"
         f" quarantined {counts['by_reason'] or ''}; labels {_shown(labelled.label_map)};"
         f" tokens p50/p99/max {card['token_lengths']['p50']}/{card['token_lengths']['p99']}"
         f"/{card['token_lengths']['p100']} -> max_length {lengths['max_length']}"
-        f" ({card['truncated_rows']:,} training texts longer: truncated)")
+        f" ({card['truncated_rows']:,} training texts longer: truncated)"
+    )
 
     with timed(timings, "handoff"):
         if quarantine:
             labelled.rows.where(F.col("reason").isNotNull()).drop("key").write.mode("overwrite").parquet(quarantine)
-        published, method = _publish(config, spark, labelled, key, root, {
-            "quarantine": quarantine, "pipeline": config.name, "task": config.task,
-            "label_map": labelled.label_map.to_json() if labelled.label_map else None,
-            **lengths, "model_dir": model_dir, "data_card": card, "source_key": source_key,
-        })
+        published, method = _publish(
+            config,
+            spark,
+            labelled,
+            key,
+            root,
+            {
+                "quarantine": quarantine,
+                "pipeline": config.name,
+                "task": config.task,
+                "label_map": labelled.label_map.to_json() if labelled.label_map else None,
+                **lengths,
+                "model_dir": model_dir,
+                "data_card": card,
+                "source_key": source_key,
+            },
+        )
         prune_versions(root, config.runtime.keep_versions)
-    say(f"prepare: published {published.path} ({published.split_rows}) via {method}"
-        f" in {timings['handoff']:.1f} s")
+    say(f"prepare: published {published.path} ({published.split_rows}) via {method} in {timings['handoff']:.1f} s")
     return PrepareResult(published, labelled.label_map, counts, False, quarantine)
 
 
@@ -202,8 +220,10 @@ def count_rows(config: PipelineConfig, rows: DataFrame) -> tuple[int, dict, dict
             usable_counts.setdefault(row["label"], {})[row["split"]] = row["count"]
     if not grouped:
         where = f" after source.where {config.source.where!r}" if config.source.where else ""
-        raise DataError(f"{_where(config)}: the source has no rows{where}; check that the table or"
-                        " files hold data (and source.where, if set)")
+        raise DataError(
+            f"{_where(config)}: the source has no rows{where}; check that the table or"
+            " files hold data (and source.where, if set)"
+        )
     # Class names only: a seq2seq target ("Paris" / "paris") is free text.
     if config.task != "seq2seq" and config.labels.case == "exact" and (variants := case_variants(usable_counts)):
         shown = "; ".join(" vs ".join(repr(label) for label in group) for group in variants[:5])
@@ -219,12 +239,14 @@ def apply_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: d
     """The label map for the task, and ``label_id`` on the usable rows."""
     if config.task in ("classification", "pair_classification"):
         label_map, rows, split_rows, label_card = _single_label_policy(config, rows, usable_counts, by_reason)
-        return Labelled(label_map, rows, apply_label_ids(rows.where(F.col("reason").isNull()), label_map),
-                        split_rows, label_card)
+        return Labelled(
+            label_map, rows, apply_label_ids(rows.where(F.col("reason").isNull()), label_map), split_rows, label_card
+        )
     if config.task == "multi_label":
         label_map, split_rows, label_card = _multi_label_policy(config, rows, usable_counts, by_reason)
-        return Labelled(label_map, rows, apply_multi_hot(rows.where(F.col("reason").isNull()), label_map),
-                        split_rows, label_card)
+        return Labelled(
+            label_map, rows, apply_multi_hot(rows.where(F.col("reason").isNull()), label_map), split_rows, label_card
+        )
     # seq2seq: the label is the target text, there is no label map
     split_rows = _split_rows(usable_counts)
     if split_rows["train"] == 0:
@@ -250,8 +272,9 @@ def _single_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts:
     if rare:
         reason = F.when(reason.isNull() & F.col("label").isin(sorted(rare)), "rare_label").otherwise(reason)
     if not_in_train:
-        reason = F.when(reason.isNull() & F.col("label").isin(sorted(not_in_train)),
-                        "label_not_in_train").otherwise(reason)
+        reason = F.when(reason.isNull() & F.col("label").isin(sorted(not_in_train)), "label_not_in_train").otherwise(
+            reason
+        )
     card = {label: kept[label] for label in label_map.labels}
     return label_map, rows.withColumn("reason", reason), _split_rows(kept), card
 
@@ -260,14 +283,17 @@ def _multi_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: 
     """Labels are discovered over the exploded label sets. A label seen in fewer than
     labels.min_count rows, or in no training row, is left out of the label map (the
     rows keep their other labels): a row is never lost for one rare label."""
-    exploded = (rows.where(F.col("reason").isNull())
-                .select(F.explode("labels").alias("label"), "split")
-                .groupBy("label", "split").count().collect())
+    exploded = (
+        rows.where(F.col("reason").isNull())
+        .select(F.explode("labels").alias("label"), "split")
+        .groupBy("label", "split")
+        .count()
+        .collect()
+    )
     per_label: dict[str, dict[str, int]] = {}
     for row in exploded:
         per_label.setdefault(row["label"], {})[row["split"]] = row["count"]
-    kept = {label: c for label, c in per_label.items()
-            if sum(c.values()) >= config.labels.min_count and c.get("train")}
+    kept = {label: c for label, c in per_label.items() if sum(c.values()) >= config.labels.min_count and c.get("train")}
     dropped = sorted(set(per_label) - set(kept))
     if dropped:
         say(f"prepare: labels left out of the map (rare or not in train): {dropped[:10]}")
@@ -280,9 +306,11 @@ def _quarantine_duplicates(rows: DataFrame) -> DataFrame:
     """source.deduplicate: keep the first of identical (key, label) rows, quarantine the rest."""
     order = Window.partitionBy("key", "label").orderBy("text")
     usable = F.col("reason").isNull()
-    return (rows.withColumn("_n", F.when(usable, F.row_number().over(order)))
-            .withColumn("reason", F.when(usable & (F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("reason")))
-            .drop("_n"))
+    return (
+        rows.withColumn("_n", F.when(usable, F.row_number().over(order)))
+        .withColumn("reason", F.when(usable & (F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("reason")))
+        .drop("_n")
+    )
 
 
 def _quarantine_conflicts(rows: DataFrame) -> DataFrame:
@@ -321,14 +349,14 @@ def _content_digest(df: DataFrame) -> list:
     return [int(row["rows"]), str(row["hash_sum"])]
 
 
-def _source_key(config: PipelineConfig, session, model_dir: str) -> Optional[str]:
+def _source_key(config: PipelineConfig, session, model_dir: str) -> str | None:
     version = source_version(session, config.source, config.runtime)
     if version is None:
         return None
     return cache_key({**_settings(config, model_dir), "source": config.source.model_dump(), "version": version})
 
 
-def _published_for_source(config: PipelineConfig, source_key: str) -> Optional[PublishedDataset]:
+def _published_for_source(config: PipelineConfig, source_key: str) -> PublishedDataset | None:
     for candidate in complete_versions(datasets_root(config)):
         if candidate.manifest.get("source_key") == source_key:
             return candidate
@@ -352,8 +380,11 @@ def build_data_card(config: PipelineConfig, labelled: Labelled, counts: dict, mo
     histogram, scale = datacard.length_histogram(used, model_dir, config.split.seed)
     percentiles = datacard.percentiles_from_histogram(histogram)
     extra = _prefix_tokens(config, model_dir)
-    max_length = (config.model.max_length if config.model.max_length != "auto"
-                  else datacard.choose_max_length({"p99": percentiles["p99"] + extra}, model_max_length(model_dir)))
+    max_length = (
+        config.model.max_length
+        if config.model.max_length != "auto"
+        else datacard.choose_max_length({"p99": percentiles["p99"] + extra}, model_max_length(model_dir))
+    )
     card = {
         "rows": counts,
         "label_counts": labelled.label_counts,
@@ -364,11 +395,14 @@ def build_data_card(config: PipelineConfig, labelled: Labelled, counts: dict, mo
     }
     target_max_length = None
     if config.task == "seq2seq":
-        targets, _ = datacard.length_histogram(used.select(F.col("label").alias("text"), "split"),
-                                               model_dir, config.split.seed)
+        targets, _ = datacard.length_histogram(
+            used.select(F.col("label").alias("text"), "split"), model_dir, config.split.seed
+        )
         card["target_token_lengths"] = datacard.percentiles_from_histogram(targets)
-        target_max_length = min(config.seq2seq.max_target_length,
-                                datacard.choose_max_length(card["target_token_lengths"], model_max_length(model_dir)))
+        target_max_length = min(
+            config.seq2seq.max_target_length,
+            datacard.choose_max_length(card["target_token_lengths"], model_max_length(model_dir)),
+        )
     return card, {"max_length": max_length, "target_max_length": target_max_length}
 
 
@@ -384,8 +418,9 @@ def _prefix_tokens(config: PipelineConfig, model_dir: str) -> int:
 # ---------------------------------------------------------------- publishing
 
 
-def _publish(config: PipelineConfig, spark, labelled: Labelled, key: str, root: Path,
-             manifest_extra: dict) -> tuple[PublishedDataset, str]:
+def _publish(
+    config: PipelineConfig, spark, labelled: Labelled, key: str, root: Path, manifest_extra: dict
+) -> tuple[PublishedDataset, str]:
     method = config.runtime.handoff
     if method == "auto":
         method = "parquet" if session_kind(spark) == "connect" else "from_spark"
@@ -410,7 +445,7 @@ def _publish(config: PipelineConfig, spark, labelled: Labelled, key: str, root: 
     return published, method
 
 
-def dataset_features(label_map: Optional[LabelMap], with_pair: bool, task: str = "classification") -> Features:
+def dataset_features(label_map: LabelMap | None, with_pair: bool, task: str = "classification") -> Features:
     columns = {"text": Value("string")}
     if with_pair:
         columns["text_pair"] = Value("string")
@@ -433,8 +468,10 @@ def usable_model_dir(config: PipelineConfig) -> str:
     name = config.model.name_or_path
     model_dir = assets.resolve_model(name, config.runtime.local_root)
     path = Path(model_dir).expanduser()
-    fix = ("point model.name_or_path at a save_pretrained directory (config.json and tokenizer"
-           " files) or a model alias such as minilm")
+    fix = (
+        "point model.name_or_path at a save_pretrained directory (config.json and tokenizer"
+        " files) or a model alias such as minilm"
+    )
     looks_like_path = path.is_absolute() or model_dir.startswith((".", "~"))
     if looks_like_path and not path.exists():
         raise TrainingError(f"model.name_or_path: no directory at {name!r} ({path}); {fix}")
@@ -444,11 +481,13 @@ def usable_model_dir(config: PipelineConfig) -> str:
     try:
         datacard.fast_tokenizer(model_dir)
     except Exception as exc:  # tokenizers/transformers raise many types for a bad directory
-        raise TrainingError(f"model.name_or_path: cannot load a tokenizer from {name!r} ({first_line(exc)}); {fix}") from None
+        raise TrainingError(
+            f"model.name_or_path: cannot load a tokenizer from {name!r} ({first_line(exc)}); {fix}"
+        ) from None
     return model_dir
 
 
-def _shown(label_map: Optional[LabelMap]) -> str:
+def _shown(label_map: LabelMap | None) -> str:
     if label_map is None:
         return "(text targets)"
     labels = list(label_map.labels)

@@ -26,8 +26,8 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pyarrow as pa
 import pyspark
@@ -71,7 +71,9 @@ def publish(
         ordered = (
             df.select("*", split_rank().alias("_split_rank"))
             .repartitionByRange(max(1, num_partitions), "_split_rank", "row_hash")
-            .sortWithinPartitions("_split_rank", "row_hash", *[c for c in ("text", "text_pair", "label", "target") if c in df.columns])
+            .sortWithinPartitions(
+                "_split_rank", "row_hash", *[c for c in ("text", "text_pair", "label", "target") if c in df.columns]
+            )
             .drop("_split_rank")
         )
         if method == "from_spark":
@@ -208,8 +210,9 @@ def write_task_shards(batches, *, fpath, staging_root, writer_class, writer_kwar
         num_examples, num_bytes = writer.finalize()
         writer.close()
         finished.append((path, final))
-        return pa.RecordBatch.from_arrays([[task_id], [num_examples], [num_bytes]],
-                                          names=["task_id", "num_examples", "num_bytes"])
+        return pa.RecordBatch.from_arrays(
+            [[task_id], [num_examples], [num_bytes]], names=["task_id", "num_examples", "num_bytes"]
+        )
 
     shard_id = 0
     writer, path, final = open_writer(shard_id)

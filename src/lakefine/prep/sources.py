@@ -47,8 +47,9 @@ def read_source(spark, source: SourceConfig, runtime: RuntimeConfig):
 
 def read_table(spark, full_name: str, runtime: RuntimeConfig):
     if on_databricks():
-        return _analysed(lambda: spark.table(full_name), f"table {full_name}",
-                         fix="check the name and that you have SELECT on it")
+        return _analysed(
+            lambda: spark.table(full_name), f"table {full_name}", fix="check the name and that you have SELECT on it"
+        )
     location = paths.table_location(full_name, runtime.local_root)
     if not location.exists():
         raise DataError(
@@ -69,8 +70,11 @@ def _read_sql(spark, source: SourceConfig, runtime: RuntimeConfig):
     bound = {}
     for name, table in (source.tables).items():
         bound[name] = read_table(spark, table, runtime)
-    return _analysed(lambda: spark.sql(source.sql, **bound), "source.sql",
-                     fix="bind tables as {name} with source.tables: {name: catalog.schema.table}")
+    return _analysed(
+        lambda: spark.sql(source.sql, **bound),
+        "source.sql",
+        fix="bind tables as {name} with source.tables: {name: catalog.schema.table}",
+    )
 
 
 def _read_files(spark, source: SourceConfig, runtime: RuntimeConfig):
@@ -97,12 +101,13 @@ def _read_files(spark, source: SourceConfig, runtime: RuntimeConfig):
     df = _analysed(lambda: reader(str(location)), f"source.path {source.path}")
     if CORRUPT_RECORD in df.columns and len(df.columns) == 1:
         raise DataError(
-            f"source.path {source.path}: no row could be parsed as {fmt}; check source.format"
-            " and source.options"
+            f"source.path {source.path}: no row could be parsed as {fmt}; check source.format and source.options"
         )
     if not df.columns:
-        raise DataError(f"source.path {source.path}: the files are empty; check source.path"
-                        " points at the data files (and the export that wrote them)")
+        raise DataError(
+            f"source.path {source.path}: the files are empty; check source.path"
+            " points at the data files (and the export that wrote them)"
+        )
     if fmt == "csv":
         df = _with_corrupt_record(spark, df, {**CSV_DEFAULTS, **options}, location, source.path)
     return df
@@ -135,11 +140,8 @@ def require_columns(df, needed: dict[str, str | None], arrays_ok: tuple[str, ...
             lowered = {c.lower(): c for c in available}
             close = [lowered[column.lower()]] if column.lower() in lowered else []
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        problems.append(
-            f"{key}: column {column!r} is not in the source.{hint} Columns: {', '.join(available)}"
-        )
-    problems += _unusable_types(df, {k: c for k, c in needed.items() if c is not None and c in available},
-                                arrays_ok)
+        problems.append(f"{key}: column {column!r} is not in the source.{hint} Columns: {', '.join(available)}")
+    problems += _unusable_types(df, {k: c for k, c in needed.items() if c is not None and c in available}, arrays_ok)
     if problems:
         raise DataError("\n".join(problems))
 

@@ -7,8 +7,8 @@ word when the version is unknown (a DataFrame, a hub dataset, a view)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from pyspark.sql import SparkSession
 
@@ -17,7 +17,7 @@ from lakefine.core.config import RuntimeConfig, SourceConfig
 from lakefine.core.session import on_databricks
 
 
-def delta_version(history_rows) -> Optional[int]:
+def delta_version(history_rows) -> int | None:
     """The newest version in ``DESCRIBE HISTORY`` rows (dicts or Rows with a
     ``version`` field); None when there is no history (not a Delta table)."""
     versions = []
@@ -28,12 +28,15 @@ def delta_version(history_rows) -> Optional[int]:
     return max(versions) if versions else None
 
 
-def file_listing(location: Path) -> Optional[str]:
+def file_listing(location: Path) -> str | None:
     """A digest of every data file's relative path, size and mtime under ``location``."""
     if not location.exists():
         return None
-    files = [location] if location.is_file() else sorted(
-        p for p in location.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    files = (
+        [location]
+        if location.is_file()
+        else sorted(p for p in location.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    )
     digest = hashlib.sha256()
     for file in files:
         stat = file.stat()
@@ -41,7 +44,7 @@ def file_listing(location: Path) -> Optional[str]:
     return digest.hexdigest()[:20]
 
 
-def table_version(session: Callable[[], SparkSession], full_name: str, runtime: RuntimeConfig) -> Optional[str]:
+def table_version(session: Callable[[], SparkSession], full_name: str, runtime: RuntimeConfig) -> str | None:
     if on_databricks():
         try:
             version = delta_version(session().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect())
@@ -52,7 +55,7 @@ def table_version(session: Callable[[], SparkSession], full_name: str, runtime: 
     return None if listing is None else f"files:{listing}"
 
 
-def source_version(session: Callable[[], SparkSession], source: SourceConfig, runtime: RuntimeConfig) -> Optional[str]:
+def source_version(session: Callable[[], SparkSession], source: SourceConfig, runtime: RuntimeConfig) -> str | None:
     """None when the version cannot be known without reading the data. ``session()``
     gives the SparkSession, started only when a Delta history is needed: a file listing
     needs none, so an unchanged file source is a cache hit without starting Spark."""

@@ -45,7 +45,8 @@ def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) 
         # transformers 5 has no text2text-generation pipeline for the transformers
         # flavor: log a pyfunc that wraps the saved model directory instead.
         info = with_retry(
-            "log the model", mlflow.pyfunc.log_model,
+            "log the model",
+            mlflow.pyfunc.log_model,
             name="model",
             python_model=Seq2SeqModel(),
             artifacts={"model_dir": str(model_dir)},
@@ -54,7 +55,8 @@ def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) 
         )
     else:
         info = with_retry(
-            "log the model", mlflow.transformers.log_model,
+            "log the model",
+            mlflow.transformers.log_model,
             transformers_model={"model": fit_result.model, "tokenizer": fit_result.tokenizer},
             name="model",
             task="text-classification",
@@ -67,8 +69,6 @@ def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) 
         version = with_retry("register the model", mlflow.register_model, info.model_uri, name)
         client = mlflow.tracking.MlflowClient()
         with_retry("set the model alias", client.set_registered_model_alias, name, ALIAS, version.version)
-        result.update(registered_model=name, version=int(version.version),
-                      registered_uri=f"models:/{name}@{ALIAS}")
-    with_retry("log the model location", mlflow.log_dict, {"model_dir": str(model_dir)},
-               "lakefine_model_location.json")
+        result.update(registered_model=name, version=int(version.version), registered_uri=f"models:/{name}@{ALIAS}")
+    with_retry("log the model location", mlflow.log_dict, {"model_dir": str(model_dir)}, "lakefine_model_location.json")
     return result

@@ -26,7 +26,7 @@ class Predictor:
     tokenizer: object
 
     @classmethod
-    def load(cls, location: str) -> "Predictor":
+    def load(cls, location: str) -> Predictor:
         """``location``: a ``save_pretrained`` directory, an MLflow model directory,
         or an MLflow model URI (``models:/name@alias``, ``runs:/id/model``)."""
         path = Path(location)
@@ -55,7 +55,7 @@ class Predictor:
         )
 
     @classmethod
-    def from_directory(cls, path: Path) -> "Predictor":
+    def from_directory(cls, path: Path) -> Predictor:
         try:
             config = AutoConfig.from_pretrained(path)
             model_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
@@ -73,35 +73,45 @@ class Predictor:
     def predict(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:
         results = []
         for start in range(0, len(texts), batch_size):
-            batch = texts[start:start + batch_size]
-            pairs = text_pairs[start:start + batch_size] if text_pairs else None
+            batch = texts[start : start + batch_size]
+            pairs = text_pairs[start : start + batch_size] if text_pairs else None
             results += self._generate(batch, pairs) if self.is_seq2seq else self._classify(batch, pairs)
         return results
 
     def _classify(self, texts, pairs) -> list[dict]:
         config = self.model.config
         id2label = config.id2label
-        encoded = self.tokenizer(texts, pairs, truncation=True, padding=True,
-                                 max_length=self.tokenizer.model_max_length, return_tensors="pt")
+        encoded = self.tokenizer(
+            texts, pairs, truncation=True, padding=True, max_length=self.tokenizer.model_max_length, return_tensors="pt"
+        )
         with torch.no_grad():
             logits = self.model(**encoded).logits.numpy()
         if config.problem_type == "multi_label_classification":
             threshold = getattr(config, "lakefine_threshold", 0.5)
-            return [{
-                "labels": [id2label[i] for i, p in enumerate(row) if p >= threshold],
-                "probabilities": {id2label[i]: float(p) for i, p in enumerate(row)},
-            } for row in sigmoid(logits)]
+            return [
+                {
+                    "labels": [id2label[i] for i, p in enumerate(row) if p >= threshold],
+                    "probabilities": {id2label[i]: float(p) for i, p in enumerate(row)},
+                }
+                for row in sigmoid(logits)
+            ]
         results = []
         for row in probabilities(logits):
             best = int(row.argmax())
-            results.append({"label": id2label[best], "label_id": best,
-                            "probabilities": {id2label[i]: float(p) for i, p in enumerate(row)}})
+            results.append(
+                {
+                    "label": id2label[best],
+                    "label_id": best,
+                    "probabilities": {id2label[i]: float(p) for i, p in enumerate(row)},
+                }
+            )
         return results
 
     def _generate(self, texts, pairs) -> list[dict]:
         settings = getattr(self.model.config, "lakefine_seq2seq", None) or {"question_prefix": "", "context_prefix": ""}
-        encoded = encoder_inputs(self.tokenizer, texts, pairs, settings, self.tokenizer.model_max_length,
-                                 padding=True, return_tensors="pt")
+        encoded = encoder_inputs(
+            self.tokenizer, texts, pairs, settings, self.tokenizer.model_max_length, padding=True, return_tensors="pt"
+        )
         with torch.no_grad():
             generated = self.model.generate(**encoded, generation_config=self.model.generation_config)
         return [{"answer": answer} for answer in decode(self.tokenizer, generated.numpy())]

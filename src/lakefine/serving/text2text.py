@@ -11,8 +11,9 @@ def encoder_inputs(tokenizer, questions, contexts, settings, max_length: int, **
     questions = [settings["question_prefix"] + q for q in questions]
     if contexts is not None:
         contexts = [settings["context_prefix"] + c for c in contexts]
-        return tokenizer(questions, contexts, truncation="only_second", max_length=max_length,
-                         return_token_type_ids=False, **kwargs)
+        return tokenizer(
+            questions, contexts, truncation="only_second", max_length=max_length, return_token_type_ids=False, **kwargs
+        )
     return tokenizer(questions, truncation=True, max_length=max_length, return_token_type_ids=False, **kwargs)
 
 

@@ -92,8 +92,13 @@ def retry_seconds() -> float:
 def server_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` says the tracking server could not be reached (refused,
     reset, timed out, 503) rather than that it rejected the request."""
-    unreachable = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                   requests.exceptions.RetryError, ConnectionError, TimeoutError)
+    unreachable = (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.RetryError,
+        ConnectionError,
+        TimeoutError,
+    )
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -129,5 +134,3 @@ def with_retry(what: str, call, *args, **kwargs):
             say(f"tracking: could not {what} (server unreachable); retrying in {delay:.0f} s")
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
-
-

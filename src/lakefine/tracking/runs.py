@@ -6,27 +6,30 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Optional
 
 import mlflow
 
 from lakefine.core.config import PipelineConfig
 from lakefine.tracking.client import with_retry
 
+
 def log_run_inputs(config: PipelineConfig, manifest: dict) -> None:
     params = {f"lakefine.{k}": v[:500] for k, v in config.flat_params().items()}
-    params.update({
-        "data.key": manifest["key"],
-        "data.rows": manifest["rows"],
-        "data.max_length": manifest["max_length"],
-    })
+    params.update(
+        {
+            "data.key": manifest["key"],
+            "data.rows": manifest["rows"],
+            "data.max_length": manifest["max_length"],
+        }
+    )
     if manifest["label_map"]:
         params["data.num_labels"] = len(manifest["label_map"]["id2label"])
     else:
         params["data.target_max_length"] = manifest.get("target_max_length")
     mlflow.log_params(params)
-    mlflow.set_tags({"lakefine.pipeline": config.name, "lakefine.task": config.task,
-                     "lakefine.dataset": manifest["key"]})
+    mlflow.set_tags(
+        {"lakefine.pipeline": config.name, "lakefine.task": config.task, "lakefine.dataset": manifest["key"]}
+    )
     if manifest["label_map"]:
         mlflow.log_dict(manifest["label_map"], "label_map.json")
     mlflow.log_dict(manifest["data_card"], "data_card.json")
@@ -56,8 +59,10 @@ def started_run(**start_kwargs):
 def find_unfinished_run(experiment_id: str, attempt: str):
     """The newest run of this attempt that did not finish (killed, preempted, failed)."""
     runs = mlflow.tracking.MlflowClient().search_runs(
-        [experiment_id], filter_string=f"tags.`{ATTEMPT_TAG}` = '{attempt}'",
-        order_by=["attribute.start_time DESC"], max_results=1,
+        [experiment_id],
+        filter_string=f"tags.`{ATTEMPT_TAG}` = '{attempt}'",
+        order_by=["attribute.start_time DESC"],
+        max_results=1,
     )
     if runs and runs[0].info.status != "FINISHED":
         return runs[0]
@@ -74,6 +79,6 @@ def log_test_predictions(predictions: dict) -> None:
         with_retry("log the test predictions", mlflow.log_dict, predictions, "test_predictions.json")
 
 
-def load_json_artifact(run_id: str, path: str) -> Optional[dict]:
+def load_json_artifact(run_id: str, path: str) -> dict | None:
     local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
     return json.loads(Path(local).read_text())

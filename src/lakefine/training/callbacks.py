@@ -61,8 +61,10 @@ class MlflowMetrics(TrainerCallback):
             except Exception as exc:  # the server is away: keep the metrics, retry later
                 error = exc
                 if not self.failing:
-                    say(f"tracking: could not log {len(self.pending)} metrics yet ({type(exc).__name__});"
-                        " keeping them and retrying")
+                    say(
+                        f"tracking: could not log {len(self.pending)} metrics yet ({type(exc).__name__});"
+                        " keeping them and retrying"
+                    )
                     self.failing = True
                 attempt += 1
                 if time.monotonic() >= deadline or (final and not server_unavailable(exc)):
@@ -104,11 +106,15 @@ class RankRecord(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / f"rank-{self.rank}.json").write_text(json.dumps({
-            "rank": self.rank,
-            "world_size": args.world_size,
-            "process_index": args.process_index,
-            "global_step": state.global_step,
-            "steps_run": self.steps_run,  # optimizer steps this process took
-            "is_world_process_zero": state.is_world_process_zero,
-        }))
+        (self.directory / f"rank-{self.rank}.json").write_text(
+            json.dumps(
+                {
+                    "rank": self.rank,
+                    "world_size": args.world_size,
+                    "process_index": args.process_index,
+                    "global_step": state.global_step,
+                    "steps_run": self.steps_run,  # optimizer steps this process took
+                    "is_world_process_zero": state.is_world_process_zero,
+                }
+            )
+        )

@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Optional
 
 from lakefine.core.log import say
 
@@ -45,7 +44,7 @@ def complete_checkpoints(directory: Path) -> list[Path]:
     return sorted(found, key=step_of)
 
 
-def newest_complete(local_dir: Path, volume_dir: Path) -> Optional[Path]:
+def newest_complete(local_dir: Path, volume_dir: Path) -> Path | None:
     """The newest complete checkpoint on local disk or on the volume; a volume one is
     copied to local disk first (the Trainer resumes from a local directory)."""
     local = complete_checkpoints(local_dir)
@@ -76,7 +75,7 @@ def mirror(checkpoint: Path, volume_dir: Path, keep: int = 2) -> Path:
     return target
 
 
-def mirror_newest(local_dir: Path, volume_dir: Path) -> Optional[Path]:
+def mirror_newest(local_dir: Path, volume_dir: Path) -> Path | None:
     newest = complete_checkpoints(local_dir)
     if not newest:
         return None

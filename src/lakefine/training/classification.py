@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -65,8 +64,9 @@ def class_weighted_loss(config: PipelineConfig, manifest: dict, label_map: Label
     return weighted_cross_entropy
 
 
-def build_trainer(config: PipelineConfig, published: PublishedDataset, output_dir: Path,
-                  callbacks=()) -> tuple[Trainer, dict]:
+def build_trainer(
+    config: PipelineConfig, published: PublishedDataset, output_dir: Path, callbacks=()
+) -> tuple[Trainer, dict]:
     """The Trainer (model, collator, metrics and loss hooks, callbacks) and the
     tokenized splits it trains and evaluates on."""
     manifest = published.manifest
@@ -76,7 +76,9 @@ def build_trainer(config: PipelineConfig, published: PublishedDataset, output_di
     tokenizer = load_tokenizer(manifest["model_dir"], max_length)
     tokenized = tokenize(published.load(), tokenizer, published, max_length)
     model = load_pretrained(
-        AutoModelForSequenceClassification, manifest["model_dir"], "a model",
+        AutoModelForSequenceClassification,
+        manifest["model_dir"],
+        "a model",
         num_labels=len(label_map.labels),
         id2label=label_map.id2label,
         label2id=label_map.label2id,
@@ -99,8 +101,13 @@ def build_trainer(config: PipelineConfig, published: PublishedDataset, output_di
     return trainer, tokenized
 
 
-def fit_classification(config: PipelineConfig, published: PublishedDataset, output_dir: Path, callbacks=(),
-                       resume_from: Optional[Path] = None) -> FitResult:
+def fit_classification(
+    config: PipelineConfig,
+    published: PublishedDataset,
+    output_dir: Path,
+    callbacks=(),
+    resume_from: Path | None = None,
+) -> FitResult:
     timings = {}
     train_cfg = config.train
     if train_cfg.torch_threads:
@@ -115,8 +122,10 @@ def fit_classification(config: PipelineConfig, published: PublishedDataset, outp
     timings["tokenize"] = time.perf_counter() - stage
     stage = time.perf_counter()
     steps = f"max_steps {train_cfg.max_steps}" if train_cfg.max_steps > 0 else f"{train_cfg.epochs} epoch(s)"
-    say(f"train: {len(trainer.train_dataset):,} rows, max_length {published.manifest['max_length']}, {steps}"
-        + (f", resuming from {resume_from.name}" if resume_from else ""))
+    say(
+        f"train: {len(trainer.train_dataset):,} rows, max_length {published.manifest['max_length']}, {steps}"
+        + (f", resuming from {resume_from.name}" if resume_from else "")
+    )
     run_trainer(trainer, resume_from, default_sigterm)
     timings["train"] = time.perf_counter() - stage
 
@@ -129,8 +138,11 @@ def fit_classification(config: PipelineConfig, published: PublishedDataset, outp
         metrics.update(output.metrics)
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
         probs = sigmoid(logits) if multi_label else probabilities(logits)
-        predicted = ((probs >= config.labels.threshold).astype(int).tolist() if multi_label
-                     else [int(x) for x in np.argmax(probs, axis=-1)])
+        predicted = (
+            (probs >= config.labels.threshold).astype(int).tolist()
+            if multi_label
+            else [int(x) for x in np.argmax(probs, axis=-1)]
+        )
         test_predictions = {
             "row_hash": [int(h) for h in tokenized_test["row_hash"]],
             "label": np.asarray(output.label_ids).tolist(),
@@ -138,6 +150,11 @@ def fit_classification(config: PipelineConfig, published: PublishedDataset, outp
             "probabilities": probs.tolist(),
         }
     timings["evaluate"] = time.perf_counter() - stage
-    return FitResult(trainer.model, trainer.processing_class, label_map,
-                     {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-                     test_predictions, timings)
+    return FitResult(
+        trainer.model,
+        trainer.processing_class,
+        label_map,
+        {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        test_predictions,
+        timings,
+    )

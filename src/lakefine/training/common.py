@@ -12,7 +12,6 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 from transformers import AutoTokenizer, EarlyStoppingCallback, TrainingArguments
@@ -28,7 +27,7 @@ from lakefine.core.log import first_line
 class FitResult:
     model: object
     tokenizer: object
-    label_map: Optional[LabelMap]
+    label_map: LabelMap | None
     metrics: dict  # validation and test metrics
     test_predictions: dict  # row_hash, label, predictions on the test split
     timings: dict = field(default_factory=dict)
@@ -82,12 +81,14 @@ def tokenize(dataset_dict, tokenizer, published: PublishedDataset, max_length: i
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
-    return cached_map(dataset_dict, encode, published, tokenizer_key(tokenizer, max_length),
-                      ["text", "text_pair", "split"])
+    return cached_map(
+        dataset_dict, encode, published, tokenizer_key(tokenizer, max_length), ["text", "text_pair", "split"]
+    )
 
 
-def training_arguments(config: PipelineConfig, output_dir: Path, has_validation: bool, best_metric: str,
-                       args_class=None, **extra):
+def training_arguments(
+    config: PipelineConfig, output_dir: Path, has_validation: bool, best_metric: str, args_class=None, **extra
+):
     """The TrainingArguments every task shares: the fast defaults measured in bench/."""
     train_cfg = config.train
     every = train_cfg.checkpoint_steps or (train_cfg.max_steps if train_cfg.max_steps > 0 else None)
@@ -128,13 +129,15 @@ def training_arguments(config: PipelineConfig, output_dir: Path, has_validation:
     )
 
 
-def run_trainer(trainer, resume_from: Optional[Path], default_sigterm) -> None:
+def run_trainer(trainer, resume_from: Path | None, default_sigterm) -> None:
     """``trainer.train`` that raises Preempted when SIGTERM stopped it early."""
     with _sigterm_recorded(restore=default_sigterm) as preempted:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if preempted.is_set():
-        raise Preempted(f"training stopped by SIGTERM at step {trainer.state.global_step} after saving a"
-                        " checkpoint; run the same command again to resume from it")
+        raise Preempted(
+            f"training stopped by SIGTERM at step {trainer.state.global_step} after saving a"
+            " checkpoint; run the same command again to resume from it"
+        )
 
 
 def extra_callbacks(config: PipelineConfig, has_validation: bool) -> list:

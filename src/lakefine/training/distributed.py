@@ -20,7 +20,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import mlflow
 import torch
@@ -45,12 +44,12 @@ def train_distributed(
     published_dataset_path: str | Path,
     num_processes: int,
     *,
-    output_dir: Optional[Path] = None,
-    model_dir: Optional[Path] = None,
-    resume_from: Optional[Path] = None,
-    run_id: Optional[str] = None,
+    output_dir: Path | None = None,
+    model_dir: Path | None = None,
+    resume_from: Path | None = None,
+    run_id: str | None = None,
     logged_until: int = 0,
-    volume_dir: Optional[Path] = None,
+    volume_dir: Path | None = None,
     spark,
 ):
     """Run ``fit`` in ``num_processes`` processes and return a ``FitResult`` like the
@@ -66,8 +65,11 @@ def train_distributed(
     if num_processes < 1:
         raise TrainingError(f"train.num_processes: must be >= 1 (got {num_processes})")
     published = PublishedDataset.open(published_dataset_path)
-    output_dir = Path(output_dir) if output_dir else Path(
-        os.environ.get("TMPDIR", "/tmp")) / "lakefine" / f"distributed-{published.key}"
+    output_dir = (
+        Path(output_dir)
+        if output_dir
+        else Path(os.environ.get("TMPDIR", "/tmp")) / "lakefine" / f"distributed-{published.key}"
+    )
     model_dir = Path(model_dir) if model_dir else output_dir / "model"
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -88,14 +90,24 @@ def train_distributed(
     use_gpu = torch.cuda.is_available()
     distributor = TorchDistributor(num_processes=num_processes, local_mode=local, use_gpu=use_gpu)
     tracking_uri = mlflow.get_tracking_uri() if run_id else None
-    say(f"train: {num_processes} processes through TorchDistributor"
-        f" ({'local mode' if local else 'barrier tasks'}, {'GPU' if use_gpu else 'CPU, gloo'})")
+    say(
+        f"train: {num_processes} processes through TorchDistributor"
+        f" ({'local mode' if local else 'barrier tasks'}, {'GPU' if use_gpu else 'CPU, gloo'})"
+    )
     started = time.perf_counter()
     # torchrun's output goes to stdout; keep stdout for --json summaries.
     with contextlib.redirect_stdout(sys.stderr):
         distributor.run(
-            run_rank, config, str(published.path), str(output_dir), str(results_dir), str(model_dir),
-            str(resume_from) if resume_from else None, run_id, tracking_uri, logged_until,
+            run_rank,
+            config,
+            str(published.path),
+            str(output_dir),
+            str(results_dir),
+            str(model_dir),
+            str(resume_from) if resume_from else None,
+            run_id,
+            tracking_uri,
+            logged_until,
             str(volume_dir) if volume_dir else None,
         )
     elapsed = time.perf_counter() - started
@@ -118,13 +130,21 @@ def train_distributed(
     model = model_class.from_pretrained(model_dir)
     tokenizer = load_tokenizer(str(model_dir), max_length)
     timings = dict(record["timings"], distributed_wall=elapsed)
-    return FitResult(model, tokenizer, label_map, record["metrics"], record["test_predictions"],
-                              timings)
+    return FitResult(model, tokenizer, label_map, record["metrics"], record["test_predictions"], timings)
 
 
-def run_rank(config: PipelineConfig, dataset_path: str, output_dir: str, results_dir: str, model_dir: str,
-             resume_from: Optional[str], run_id: Optional[str], tracking_uri: Optional[str],
-             logged_until: int, volume_dir: Optional[str]) -> dict:
+def run_rank(
+    config: PipelineConfig,
+    dataset_path: str,
+    output_dir: str,
+    results_dir: str,
+    model_dir: str,
+    resume_from: str | None,
+    run_id: str | None,
+    tracking_uri: str | None,
+    logged_until: int,
+    volume_dir: str | None,
+) -> dict:
     """One torchrun process: the single-process ``fit`` (the Trainer checkpoints into
     ``output_dir``), then rank 0 saves the model and writes its result to ``results_dir``."""
     rank = int(os.environ.get("RANK", "0"))
@@ -140,16 +160,25 @@ def run_rank(config: PipelineConfig, dataset_path: str, output_dir: str, results
     record: dict = {"rank": rank, "world_size": world_size}
     try:
         with mlflow_run:
-            result = fit(config, PublishedDataset.open(dataset_path), Path(output_dir), callbacks=callbacks,
-                         resume_from=Path(resume_from) if resume_from else None)
+            result = fit(
+                config,
+                PublishedDataset.open(dataset_path),
+                Path(output_dir),
+                callbacks=callbacks,
+                resume_from=Path(resume_from) if resume_from else None,
+            )
     except Preempted as exc:
         record["preempted"] = str(exc)
     else:
         if rank == 0:
             result.model.save_pretrained(model_dir)
             result.tokenizer.save_pretrained(model_dir)
-            record.update(metrics=result.metrics, test_predictions=result.test_predictions,
-                          timings=result.timings, model_dir=model_dir)
+            record.update(
+                metrics=result.metrics,
+                test_predictions=result.test_predictions,
+                timings=result.timings,
+                model_dir=model_dir,
+            )
     if rank == 0:
         path = Path(results_dir) / RESULT_FILE
         tmp = path.with_suffix(".tmp")
@@ -160,8 +189,10 @@ def run_rank(config: PipelineConfig, dataset_path: str, output_dir: str, results
 
 def _log_ranks(num_processes: int, ranks: list[dict]) -> None:
     """What each rank did, as an artifact of the active MLflow run (if any)."""
-    say("train: ranks " + ", ".join(f"{r['rank']}: {r['steps_run']} steps (world size {r['world_size']})"
-                                    for r in ranks))
+    say(
+        "train: ranks "
+        + ", ".join(f"{r['rank']}: {r['steps_run']} steps (world size {r['world_size']})" for r in ranks)
+    )
     if mlflow.active_run() is not None:
         mlflow.log_dict({"num_processes": num_processes, "ranks": ranks}, "distributed.json")
 

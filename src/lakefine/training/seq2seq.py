@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 from transformers import (
@@ -41,8 +40,13 @@ from lakefine.training.common import (
 )
 
 
-def fit_seq2seq(config: PipelineConfig, published: PublishedDataset, output_dir: Path, callbacks=(),
-                resume_from: Optional[Path] = None) -> FitResult:
+def fit_seq2seq(
+    config: PipelineConfig,
+    published: PublishedDataset,
+    output_dir: Path,
+    callbacks=(),
+    resume_from: Path | None = None,
+) -> FitResult:
     timings = {}
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
@@ -59,10 +63,12 @@ def fit_seq2seq(config: PipelineConfig, published: PublishedDataset, output_dir:
     with_context = "text_pair" in data["train"].column_names
 
     def encode(batch):
-        encoded = encoder_inputs(tokenizer, batch["text"], batch["text_pair"] if with_context else None,
-                                 settings, max_length)
-        encoded["labels"] = tokenizer(text_target=batch["target"], max_length=target_length, truncation=True,
-                                      return_token_type_ids=False)["input_ids"]
+        encoded = encoder_inputs(
+            tokenizer, batch["text"], batch["text_pair"] if with_context else None, settings, max_length
+        )
+        encoded["labels"] = tokenizer(
+            text_target=batch["target"], max_length=target_length, truncation=True, return_token_type_ids=False
+        )["input_ids"]
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
@@ -79,14 +85,23 @@ def fit_seq2seq(config: PipelineConfig, published: PublishedDataset, output_dir:
     model.config.lakefine_seq2seq = settings  # saved with the model: prediction builds inputs the same way
 
     def compute_metrics(eval_prediction):
-        predictions = eval_prediction.predictions[0] if isinstance(eval_prediction.predictions, tuple) \
+        predictions = (
+            eval_prediction.predictions[0]
+            if isinstance(eval_prediction.predictions, tuple)
             else eval_prediction.predictions
+        )
         return answer_scores(decode(tokenizer, predictions), decode(tokenizer, eval_prediction.label_ids))
 
     has_validation = "validation" in tokenized
-    args = training_arguments(config, output_dir, has_validation, best_metric="f1",
-                              args_class=Seq2SeqTrainingArguments, predict_with_generate=True,
-                              generation_config=generation)
+    args = training_arguments(
+        config,
+        output_dir,
+        has_validation,
+        best_metric="f1",
+        args_class=Seq2SeqTrainingArguments,
+        predict_with_generate=True,
+        generation_config=generation,
+    )
     default_sigterm = signal.getsignal(signal.SIGTERM)
     trainer = Seq2SeqTrainer(
         model=model,
@@ -99,8 +114,10 @@ def fit_seq2seq(config: PipelineConfig, published: PublishedDataset, output_dir:
         callbacks=list(callbacks) + extra_callbacks(config, has_validation),
     )
     stage = time.perf_counter()
-    say(f"train: seq2seq, {len(tokenized['train']):,} rows, input {max_length} / target {target_length} tokens"
-        + (f", resuming from {resume_from.name}" if resume_from else ""))
+    say(
+        f"train: seq2seq, {len(tokenized['train']):,} rows, input {max_length} / target {target_length} tokens"
+        + (f", resuming from {resume_from.name}" if resume_from else "")
+    )
     run_trainer(trainer, resume_from, default_sigterm)
     timings["train"] = time.perf_counter() - stage
 
@@ -112,12 +129,24 @@ def fit_seq2seq(config: PipelineConfig, published: PublishedDataset, output_dir:
         # The test split is scored through the serving code path (Predictor), so the
         # reported answers are exactly what the registered model answers.
         test = data["test"]
-        answers = [p["answer"] for p in Predictor(trainer.model.eval(), tokenizer).predict(
-            test["text"], test["text_pair"] if with_context else None, batch_size=config.train.eval_batch_size)]
+        answers = [
+            p["answer"]
+            for p in Predictor(trainer.model.eval(), tokenizer).predict(
+                test["text"], test["text_pair"] if with_context else None, batch_size=config.train.eval_batch_size
+            )
+        ]
         metrics.update({f"test_{k}": v for k, v in answer_scores(answers, test["target"]).items()})
-        test_predictions = {"row_hash": [int(h) for h in test["row_hash"]], "target": test["target"],
-                            "predicted": answers}
+        test_predictions = {
+            "row_hash": [int(h) for h in test["row_hash"]],
+            "target": test["target"],
+            "predicted": answers,
+        }
     timings["evaluate"] = time.perf_counter() - stage
-    return FitResult(trainer.model, tokenizer, None,
-                     {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-                     test_predictions, timings)
+    return FitResult(
+        trainer.model,
+        tokenizer,
+        None,
+        {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        test_predictions,
+        timings,
+    )

@@ -4,7 +4,6 @@ and multi-label train in ``classification``; text-to-text in ``seq2seq``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from lakefine.core.config import PipelineConfig
 from lakefine.core.dataset import PublishedDataset
@@ -13,8 +12,13 @@ from lakefine.training.common import FitResult
 from lakefine.training.seq2seq import fit_seq2seq
 
 
-def fit(config: PipelineConfig, published: PublishedDataset, output_dir: Path, callbacks=(),
-        resume_from: Optional[Path] = None) -> FitResult:
+def fit(
+    config: PipelineConfig,
+    published: PublishedDataset,
+    output_dir: Path,
+    callbacks=(),
+    resume_from: Path | None = None,
+) -> FitResult:
     """Train and evaluate. Raises Preempted if SIGTERM stopped training (a checkpoint
     was saved first: transformers' JIT checkpoint); a rerun resumes from it."""
     trainer_fit = fit_seq2seq if config.task == "seq2seq" else fit_classification

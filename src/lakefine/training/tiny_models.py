@@ -36,22 +36,45 @@ def _build_once(target: Path, make_model) -> Path:
 def build_tiny_model(target: Path) -> Path:
     """A 2-layer, hidden-32 BERT with random weights (fixed seed) and MiniLM's real
     WordPiece tokenizer: wires the whole pipeline in seconds (smoke runs, tests)."""
-    return _build_once(target, lambda tokenizer: BertModel(BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)))
+    return _build_once(
+        target,
+        lambda tokenizer: BertModel(
+            BertConfig(
+                vocab_size=tokenizer.vocab_size,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=512,
+            )
+        ),
+    )
 
 
 def build_tiny_t5(target: Path) -> Path:
     """A tiny random T5 (2 layers, d_model 32) on MiniLM's WordPiece vocabulary: the
     T5 code path without a SentencePiece model (none is reachable offline)."""
-    return _build_once(target, lambda tokenizer: T5ForConditionalGeneration(T5Config(
-        vocab_size=tokenizer.vocab_size, d_model=32, d_ff=64, d_kv=16, num_layers=2, num_heads=2,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id)))
+    return _build_once(
+        target,
+        lambda tokenizer: T5ForConditionalGeneration(
+            T5Config(
+                vocab_size=tokenizer.vocab_size,
+                d_model=32,
+                d_ff=64,
+                d_kv=16,
+                num_layers=2,
+                num_heads=2,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.sep_token_id,
+                decoder_start_token_id=tokenizer.pad_token_id,
+            )
+        ),
+    )
 
 
 def build_bert2bert(target: Path) -> Path:
     """An encoder-decoder warm-started from the real MiniLM on both sides (49M params)."""
+
     def make(tokenizer):
         minilm = resolve_model("minilm")
         model = EncoderDecoderModel.from_encoder_decoder_pretrained(minilm, minilm)
