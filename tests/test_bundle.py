@@ -35,6 +35,8 @@ BUILTIN_REFS = {
 }
 REF = re.compile(r"\$\{([A-Za-z0-9_.\-\[\]]+)\}")
 JOB_PARAM_REF = re.compile(r"\{\{\s*job\.parameters\.([A-Za-z0-9_.\-]+)\s*\}\}")
+# {{tasks.<task_key>.values.<name>}}: a value an upstream task set (dbutils.jobs.taskValues)
+TASK_VALUE_REF = re.compile(r"\{\{\s*tasks\.([A-Za-z0-9_\-]+)\.values\.([A-Za-z0-9_]+)\s*\}\}")
 TASK_TYPES = (
     "spark_python_task",
     "notebook_task",
@@ -211,6 +213,7 @@ def _job_problems(job: dict, base: Path, root: Path, values: dict, resolved: dic
                 for name in JOB_PARAM_REF.findall(text)
                 if name not in parameters
             ]
+        problems += _task_value_problems(task, where, tasks, base)
         problems += _task_file_problems(task, where, base, root, job)
     problems += _cycle_problems(tasks)
     used = {t.get("job_cluster_key") for t in tasks}
@@ -220,6 +223,32 @@ def _job_problems(job: dict, base: Path, root: Path, values: dict, resolved: dic
     # Workspace paths the job hands to its scripts (e.g. the pipeline YAML) must exist here.
     problems += _workspace_file_problems(job, values, root)
     problems += _artifact_problems(job, base, root, resolved)
+    return problems
+
+
+def _task_value_problems(task: dict, where: str, tasks: list[dict], base: Path) -> list[str]:
+    """A ``{{tasks.T.values.V}}`` reference must name a task upstream of this one whose
+    script sets the value ``V`` (``set_task_value("V", ...)``); else the run fails late."""
+    by_key = {t.get("task_key"): t for t in tasks}
+    upstream, frontier = set(), [d.get("task_key") for d in task.get("depends_on") or []]
+    while frontier:
+        key = frontier.pop()
+        if key in by_key and key not in upstream:
+            upstream.add(key)
+            frontier += [d.get("task_key") for d in by_key[key].get("depends_on") or []]
+    problems = []
+    for _, text in strings(task):
+        for producer, name in TASK_VALUE_REF.findall(text):
+            ref = f"{{{{tasks.{producer}.values.{name}}}}}"
+            if producer not in by_key:
+                problems.append(f"{where}: {ref} names an unknown task {producer!r}")
+            elif producer not in upstream:
+                problems.append(f"{where}: {ref}: task {producer!r} is not upstream (add it to depends_on)")
+            else:
+                script = (by_key[producer].get("spark_python_task") or {}).get("python_file")
+                path = (base / script).resolve() if script else None
+                if path is None or not path.is_file() or f'set_task_value("{name}"' not in path.read_text():
+                    problems.append(f"{where}: {ref}: task {producer!r} never sets the task value {name!r}")
     return problems
 
 
@@ -492,6 +521,26 @@ def test_an_unknown_key_is_reported_by_the_typed_classes(bundle_copy):
     _edit(bundle_copy / "resources/lakefine_job.yml", "max_retries: 2", "max_retry: 2")
     problems = bundle_problems(bundle_copy)
     assert any("Unexpected field 'max_retry' for class Task" in p for p in problems), problems
+
+
+def test_a_task_value_must_come_from_an_upstream_task_that_sets_it(bundle_copy):
+    assert not bundle_problems(bundle_copy)
+    _edit(
+        bundle_copy / "resources/lakefine_job.yml",
+        "{{tasks.prepare.values.dataset}}",
+        "{{tasks.prepare.values.datset}}",
+    )
+    problems = bundle_problems(bundle_copy)
+    assert any(
+        "{{tasks.prepare.values.datset}}: task 'prepare' never sets the task value 'datset'" in p for p in problems
+    )
+    _edit(
+        bundle_copy / "resources/lakefine_job.yml",
+        "{{tasks.prepare.values.datset}}",
+        "{{tasks.evaluate.values.dataset}}",
+    )
+    problems = bundle_problems(bundle_copy)
+    assert any("task 'evaluate' is not upstream" in p for p in problems), problems
 
 
 def test_an_undeclared_variable_is_reported(bundle_copy):

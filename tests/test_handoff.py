@@ -3,6 +3,7 @@ cache keys that see data changes, atomic publication."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,7 +14,14 @@ import pytest
 from pyspark.sql import functions as F
 
 from conftest import REPO, make_config
-from lakefine.core.dataset import PublishedDataset, find_published, latest_published, prune_versions
+from lakefine.core.dataset import (
+    PublishedDataset,
+    find_published,
+    latest_published,
+    point_to,
+    pointed_dataset,
+    prune_versions,
+)
 from lakefine.core.errors import HandoffError
 from lakefine.core.labels import LabelMap
 from lakefine.prep import publish as handoff
@@ -139,8 +147,13 @@ def test_old_versions_are_pruned_to_keep_versions(spark, tmp_path):
     root = tmp_path / "volume"
     for i in range(4):
         publish(rows_frame(spark, 50 + i, partitions=1), root, f"k{i}", working_dir=tmp_path / "wd", partitions=1)
+    point_to(root, PublishedDataset.open(root / "k0"))  # the oldest is what train will read
     prune_versions(root, keep=2)
-    assert sorted(p.name for p in root.iterdir()) == ["k2", "k3"]
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["k0", "k2", "k3"]
+    assert pointed_dataset(root).key == "k0"
+    shutil.rmtree(root / "k0")
+    with pytest.raises(HandoffError, match="not a complete published dataset"):
+        pointed_dataset(root)  # a pointer to a removed dataset is an error, not another version
 
 
 def test_changed_source_data_gives_new_data_where_plain_from_spark_reads_stale(spark, local_root):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from lakefine import pipeline
 from lakefine.core.dataset import PublishedDataset
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
@@ -118,13 +119,21 @@ def test_predict_cli_prints_labels_and_probabilities(smoke_run, smoke_root, tmp_
     assert by_alias["predictions"][0]["probabilities"] == pytest.approx(predictions[0]["probabilities"], abs=1e-5)
 
 
-def test_train_alone_uses_the_newest_published_dataset(local_root):
-    prepared = json.loads(cli(local_root, "prepare", SMOKE, "--json").stdout)
-    trained = json.loads(cli(local_root, "train", SMOKE, "--json").stdout)
+def test_train_alone_uses_the_dataset_prepare_named_last(local_root, spark):
+    """Prepare A, then B (a newer dataset), then A again (a cache hit): train must train
+    A, the dataset the last prepare named, not B, the newest one published."""
+    from lakefine.core.config import load_config
+
+    a = pipeline.prepare(load_config(SMOKE), spark)
+    b = pipeline.prepare(load_config(SMOKE, ["source.where=category = 'fresh' OR text LIKE '%bad%'"]), spark)
+    assert b.dataset.key != a.dataset.key and b.dataset.manifest["published_at"] > a.dataset.manifest["published_at"]
+    again = json.loads(cli(local_root, "prepare", SMOKE, "--json").stdout)
+    assert again["cache_hit"] and again["key"] == a.dataset.key
+    trained = json.loads(cli(local_root, "train", SMOKE, "train.max_steps=2", "--json").stdout)
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
-    assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == prepared["key"]
+    assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == a.dataset.key
 
 
 @pytest.mark.parametrize(

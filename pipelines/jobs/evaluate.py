@@ -7,7 +7,7 @@ from lakefine import pipeline
 from lakefine.ops.jobs import run_job
 
 
-def step(config):
+def step(config, args):
     print(json.dumps(pipeline.evaluate(config), indent=2, default=str))
 
 

@@ -1,4 +1,4 @@
-"""Bundle task `finetune` (GPU job cluster): newest published dataset -> model in MLflow."""
+"""Bundle task `finetune` (GPU job cluster): the dataset the prepare task named -> model in MLflow."""
 
 import json
 import sys
@@ -7,8 +7,8 @@ from lakefine import pipeline
 from lakefine.ops.jobs import run_job
 
 
-def step(config):
-    print(json.dumps(pipeline.train(config).summary(), indent=2, default=str))
+def step(config, args):
+    print(json.dumps(pipeline.train(config, args.dataset).summary(), indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("run", "prepare in Spark, then fine-tune, evaluate, log and register"),
         ("prepare", "Spark side only: source -> published dataset"),
-        ("train", "training side only: newest published dataset -> model"),
+        ("train", "training side only: the dataset prepare named last -> model"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/rotten_tomatoes.yaml")
@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
         if name == "train":
-            command.add_argument("--dataset", help="a published dataset directory (default: newest)")
+            command.add_argument(
+                "--dataset", help="a published dataset directory (default: the one `lakefine prepare` named last)"
+            )
         if name in ("run", "train"):
             command.add_argument(
                 "--fresh", action="store_true", help="start training over instead of resuming an interrupted run"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lakefine.core import paths
 from lakefine.core.config import PipelineConfig
-from lakefine.core.dataset import PublishedDataset, latest_published
+from lakefine.core.dataset import PublishedDataset, pointed_dataset
 from lakefine.core.errors import HandoffError, Preempted
 from lakefine.core.labels import LabelMap
 from lakefine.core.log import say
@@ -53,15 +53,18 @@ def prepare(config: PipelineConfig, spark=None, df=None):
 
 
 def published_dataset(config: PipelineConfig, dataset: str | None = None) -> PublishedDataset:
+    """``dataset`` if given, else the one ``prepare`` named last for this pipeline (its
+    pointer), never "the newest": another prepare may have published since."""
     if dataset:
         return PublishedDataset.open(dataset)
     root = paths.datasets_root(config.runtime.volume, config.name, config.runtime.local_root)
-    latest = latest_published(root)
-    if latest is None:
+    pointed = pointed_dataset(root)
+    if pointed is None:
         raise HandoffError(
             f"no prepared dataset for pipeline {config.name!r} under {root}; run `lakefine prepare` first"
+            " (or pass --dataset DIR)"
         )
-    return latest
+    return pointed
 
 
 def train(config: PipelineConfig, dataset: str | PublishedDataset | None = None, fresh: bool = False) -> TrainResult:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,14 +104,18 @@ def complete_versions(root: Path) -> list[PublishedDataset]:
 
 
 def prune_versions(root: Path, keep: int) -> list[Path]:
-    """Remove all but the ``keep`` newest complete versions, and abandoned staging dirs."""
+    """Remove all but the ``keep`` newest complete versions, and abandoned staging dirs.
+    The version the pointer names is never removed: it is what ``train`` will read."""
     removed = []
     complete = sorted(
         (p.parent for p in _complete_manifests(root)),
         key=lambda d: json.loads((d / MANIFEST).read_text())["published_at"],
         reverse=True,
     )
+    pointed_key = (read_pointer(root) or {}).get("key")
     for stale in complete[keep:]:
+        if stale.name == pointed_key:
+            continue
         shutil.rmtree(stale, ignore_errors=True)
         removed.append(stale)
     for partial in root.glob(".staging-*"):
@@ -122,7 +127,9 @@ def prune_versions(root: Path, keep: int) -> list[Path]:
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
+    """Readers see the old file or the new one, never a part; concurrent writers each
+    write their own temporary file and the last rename wins."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
@@ -137,3 +144,28 @@ def split_ranges(split_rows: dict[str, int]) -> dict[str, list[int]]:
         ranges[name] = [start, start + rows]
         start += rows
     return ranges
+
+
+# ---------------------------------------------------------------- the prepare -> train seam
+
+# ``<datasets root>/CURRENT.json`` names the dataset ``prepare`` produced or found last
+# for the pipeline: ``train`` reads that one, never "the newest".
+POINTER = "CURRENT.json"
+
+
+def point_to(root: Path, published: PublishedDataset) -> None:
+    write_json_atomically(root / POINTER, {"key": published.key, "pointed_at": time.time()})
+
+
+def read_pointer(root: Path) -> dict | None:
+    file = root / POINTER
+    return json.loads(file.read_text()) if file.is_file() else None
+
+
+def pointed_dataset(root: Path) -> PublishedDataset | None:
+    """The dataset the pointer names; None before the first prepare. A pointer to a
+    dataset that is gone is an error, never a silent fallback to another version."""
+    pointer = read_pointer(root)
+    if pointer is None:
+        return None
+    return PublishedDataset.open(root / pointer["key"])

@@ -27,6 +27,7 @@ from lakefine.core.dataset import (
     cache_key,
     complete_versions,
     find_published,
+    point_to,
     prune_versions,
 )
 from lakefine.core.errors import DataError, TrainingError
@@ -109,6 +110,7 @@ def prepare(config: PipelineConfig, spark=None, df: DataFrame | None = None) -> 
     source_key = None if df is not None else _source_key(config, session, model_dir)
     if source_key and (known := _published_for_source(config, source_key)):
         say(f"prepare: cache hit {known.path} (source version unchanged, no Spark job)")
+        point_to(datasets_root(config), known)
         return _result_from_manifest(known, timings)
     spark = session()
 
@@ -167,6 +169,7 @@ def _prepare_rows(
     quarantine = str(quarantine_dir) if counts["quarantined"] else None
     if (existing := find_published(root, key)) is not None:
         say(f"prepare: cache hit {existing.path} ({counts['used']:,} rows, data unchanged)")
+        point_to(root, existing)
         return PrepareResult(existing, labelled.label_map, counts, True, quarantine)
 
     with timed(timings, "data_card"):
@@ -199,6 +202,7 @@ def _prepare_rows(
                 "source_key": source_key,
             },
         )
+        point_to(root, published)  # before pruning: the pointed version is kept
         prune_versions(root, config.runtime.keep_versions)
     say(f"prepare: published {published.path} ({published.split_rows}) via {method} in {timings['handoff']:.1f} s")
     return PrepareResult(published, labelled.label_map, counts, False, quarantine)
