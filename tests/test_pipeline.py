@@ -136,6 +136,49 @@ def test_train_alone_uses_the_dataset_prepare_named_last(local_root, spark):
     assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == a.dataset.key
 
 
+def test_train_refuses_a_dataset_prepared_with_other_settings(local_root, spark):
+    """``split.seed=7`` on a seed-42 dataset, or another model: refused before any MLflow
+    run, each differing key named with both values; with --dataset and
+    --allow-config-mismatch it trains, and the run says so."""
+    from lakefine.core.assets import resolve_model
+    from lakefine.core.config import load_config
+    from lakefine.core.dataset import dataset_settings, settings_mismatch
+    from lakefine.core.errors import HandoffError
+
+    prepared = pipeline.prepare(load_config(SMOKE), spark)
+    with pytest.raises(HandoffError) as refused:
+        pipeline.train(load_config(SMOKE, ["split.seed=7", "model.name_or_path=minilm"]))
+    message = str(refused.value)
+    assert "split.seed: dataset 42, config 7" in message
+    assert "model.name_or_path: dataset 'tiny-random-bert', config 'minilm'" in message
+    assert "model.files: dataset" in message  # a different model, whatever its tokenizer
+    assert "lakefine prepare" in message and "--allow-config-mismatch" in message
+    assert not (local_root / "mlflow.db").exists()  # refused before any tracking
+    # labels.threshold is used by training only: it is not part of the dataset
+    threshold = load_config(SMOKE, ["labels.threshold=0.3"])
+    model_dir = resolve_model(threshold.model.name_or_path)
+    assert settings_mismatch(prepared.dataset.manifest, dataset_settings(threshold, model_dir)) == []
+
+    trained = json.loads(
+        cli(
+            local_root,
+            "train",
+            SMOKE,
+            "split.seed=7",
+            "train.max_steps=2",
+            "--dataset",
+            str(prepared.dataset.path),
+            "--allow-config-mismatch",
+            "--json",
+        ).stdout
+    )
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
+    tags = mlflow.get_run(trained["run_id"]).data.tags
+    assert tags["lakefine.config_mismatch"] == "split.seed: dataset 42, config 7"
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [

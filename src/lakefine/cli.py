@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--dataset", help="a published dataset directory (default: the one `lakefine prepare` named last)"
             )
+        if name == "train":
+            command.add_argument(
+                "--allow-config-mismatch",
+                action="store_true",
+                help="with --dataset: train a dataset prepared with other settings (tagged on the MLflow run)",
+            )
         if name in ("run", "train"):
             command.add_argument(
                 "--fresh", action="store_true", help="start training over instead of resuming an interrupted run"
@@ -89,7 +95,11 @@ def _dispatch(args) -> dict:
     if args.command == "prepare":
         return pipeline.prepare(config).summary()
     if args.command == "train":
-        return pipeline.train(config, args.dataset, fresh=args.fresh).summary()
+        if args.allow_config_mismatch and not args.dataset:
+            raise ConfigError("--allow-config-mismatch: give the dataset to train with --dataset DIR")
+        return pipeline.train(
+            config, args.dataset, fresh=args.fresh, allow_config_mismatch=args.allow_config_mismatch
+        ).summary()
     summary = pipeline.run(config, fresh=args.fresh)
     model = summary["train"].get("registered_uri") or summary["train"]["model_dir"]
     print(

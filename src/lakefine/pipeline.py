@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lakefine.core import paths
+from lakefine.core.assets import resolve_model
 from lakefine.core.config import PipelineConfig
-from lakefine.core.dataset import PublishedDataset, pointed_dataset
+from lakefine.core.dataset import PublishedDataset, dataset_settings, pointed_dataset, settings_mismatch
 from lakefine.core.errors import HandoffError, Preempted
 from lakefine.core.labels import LabelMap
 from lakefine.core.log import say
@@ -67,9 +68,33 @@ def published_dataset(config: PipelineConfig, dataset: str | None = None) -> Pub
     return pointed
 
 
-def train(config: PipelineConfig, dataset: str | PublishedDataset | None = None, fresh: bool = False) -> TrainResult:
+def check_dataset_matches(config: PipelineConfig, published: PublishedDataset, allow: bool = False) -> list[str]:
+    """The settings where ``published`` differs from ``config``; refused unless ``allow``."""
+    model_dir = resolve_model(config.model.name_or_path, config.runtime.local_root)
+    mismatch = settings_mismatch(published.manifest, dataset_settings(config, model_dir))
+    if mismatch and not allow:
+        listed = "\n".join(f"  - {line}" for line in mismatch)
+        raise HandoffError(
+            f"the dataset {published.path} was prepared with other settings than this config:\n{listed}\n"
+            "Run `lakefine prepare` with this config first, or pass --dataset DIR --allow-config-mismatch"
+            " to train it anyway (the run is then tagged lakefine.config_mismatch)"
+        )
+    if mismatch:
+        say(f"train: warning: training a dataset prepared with other settings ({'; '.join(mismatch)})")
+    return mismatch
+
+
+def train(
+    config: PipelineConfig,
+    dataset: str | PublishedDataset | None = None,
+    fresh: bool = False,
+    allow_config_mismatch: bool = False,
+) -> TrainResult:
     """Training side: published dataset -> fine-tuned model, tracked and registered.
 
+    The dataset must have been prepared with the settings this config logs (task,
+    split, label policy, model and tokenizer, max_length, seq2seq): a mismatch is
+    refused, or with ``allow_config_mismatch`` trained anyway and tagged on the run.
     A rerun of an interrupted training (same config and data, run not finished)
     resumes from the newest complete checkpoint into the same MLflow run;
     ``fresh=True`` starts over."""
@@ -84,6 +109,7 @@ def train(config: PipelineConfig, dataset: str | PublishedDataset | None = None,
     from lakefine.training.tasks import fit
 
     published = dataset if isinstance(dataset, PublishedDataset) else published_dataset(config, dataset)
+    mismatch = check_dataset_matches(config, published, allow_config_mismatch)
     experiment_id = tracking_client.setup(config)
     attempt = checkpoints.attempt_key(config.flat_params(), published.key)
     local_dir = paths.scratch_dir(config.runtime.working_dir, f"checkpoints/{config.name}/{attempt}")
@@ -111,6 +137,8 @@ def train(config: PipelineConfig, dataset: str | PublishedDataset | None = None,
         logged_until = runs.last_logged_step(run_id) if resume_from else 0
         if not resume_from:
             runs.log_run_inputs(config, published.manifest)
+        if mismatch:
+            mlflow.set_tag("lakefine.config_mismatch", "; ".join(mismatch)[:5000])
         mlflow.set_tag("lakefine.resumed_from_step", checkpoints.step_of(resume_from) if resume_from else 0)
         model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}", config.runtime.local_root)
         try:

@@ -18,12 +18,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakefine.core.config import PipelineConfig
 from lakefine.core.errors import HandoffError
+from lakefine.core.model_files import model_fingerprint, tokenizer_fingerprint
 
 # The published order of the splits: row order, manifest ranges, split ranks.
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+# 2: the manifest records the settings in clear, the key covers the model files and
+# no longer labels.threshold (training only). Older datasets are cache misses.
+FORMAT_VERSION = 2
 
 
 def cache_key(parts: dict) -> str:
@@ -169,3 +173,49 @@ def pointed_dataset(root: Path) -> PublishedDataset | None:
     if pointer is None:
         return None
     return PublishedDataset.open(root / pointer["key"])
+
+
+# ---------------------------------------------------------------- what a dataset was prepared with
+
+
+def dataset_settings(config: PipelineConfig, model_dir: str) -> dict:
+    """Everything besides the data that decides the published rows, keyed like the
+    config: the cache key hashes it, the manifest keeps it in clear, and ``train``
+    compares it with the config it is about to log. ``labels.threshold`` is left out:
+    only training uses it."""
+    return {
+        "format": FORMAT_VERSION,
+        "task": config.task,
+        "split": config.split.model_dump(),
+        "labels": config.labels.model_dump(exclude={"threshold"}),
+        "model": {
+            "name_or_path": config.model.name_or_path,
+            "max_length": config.model.max_length,  # as configured: "auto" compares with "auto"
+            "files": model_fingerprint(model_dir),
+            "tokenizer": tokenizer_fingerprint(model_dir),
+        },
+        "seq2seq": config.seq2seq.model_dump() if config.task == "seq2seq" else None,
+    }
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def settings_mismatch(manifest: dict, settings: dict) -> list[str]:
+    """``key: dataset <value>, config <value>`` for every setting that differs."""
+    recorded = manifest.get("settings")
+    if recorded is None:
+        return [f"format: the dataset was prepared by an older lakefine (format {manifest.get('format_version')})"]
+    prepared, wanted = _flat(recorded), _flat(settings)
+    return [
+        f"{key}: dataset {prepared.get(key)!r}, config {wanted.get(key)!r}"
+        for key in sorted(set(prepared) | set(wanted))
+        if prepared.get(key) != wanted.get(key)
+    ]

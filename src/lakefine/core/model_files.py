@@ -1,5 +1,5 @@
 """What a model directory says about itself, read from its files (no torch): the
-tokenizer's fingerprint for cache keys, the longest input it takes."""
+fingerprints of the model and its tokenizer for cache keys, the longest input it takes."""
 
 from __future__ import annotations
 
@@ -29,3 +29,21 @@ def model_max_length(model_dir: str) -> int:
             if isinstance(value, int) and 0 < value < 1_000_000:
                 return value
     return 512
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".index.json")
+
+
+def model_fingerprint(model_dir: str) -> str:
+    """``config.json``'s content plus each weight file's name and size: another model
+    with the same tokenizer is another dataset (hashing gigabytes of weights is not
+    needed to tell models apart)."""
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        return model_dir  # a hub id: its name is all we know without downloading it
+    digest = hashlib.sha256()
+    if (directory / "config.json").is_file():
+        digest.update((directory / "config.json").read_bytes())
+    for weights in sorted(p for p in directory.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)):
+        digest.update(f"{weights.name}\0{weights.stat().st_size}\n".encode())
+    return digest.hexdigest()[:16]

@@ -21,11 +21,11 @@ from pyspark.sql import functions as F
 from lakefine.core import assets, paths
 from lakefine.core.config import PipelineConfig
 from lakefine.core.dataset import (
-    FORMAT_VERSION,
     SPLITS,
     PublishedDataset,
     cache_key,
     complete_versions,
+    dataset_settings,
     find_published,
     point_to,
     prune_versions,
@@ -33,7 +33,7 @@ from lakefine.core.dataset import (
 from lakefine.core.errors import DataError, TrainingError
 from lakefine.core.labels import LabelMap, case_variants
 from lakefine.core.log import first_line, say
-from lakefine.core.model_files import model_max_length, tokenizer_fingerprint
+from lakefine.core.model_files import model_max_length
 from lakefine.core.session import session_kind
 from lakefine.prep import datacard
 from lakefine.prep.clean import mark_unusable, to_canonical, with_key
@@ -159,9 +159,9 @@ def _prepare_rows(
     with timed(timings, "cache_key"):
         key = cache_key(
             {
-                **_settings(config, model_dir),
+                **dataset_settings(config, model_dir),
                 "data": _content_digest(labelled.used),
-                "labels": labelled.label_map.fingerprint if labelled.label_map else None,
+                "label_map": labelled.label_map.fingerprint if labelled.label_map else None,
             }
         )
     root = datasets_root(config)
@@ -200,6 +200,7 @@ def _prepare_rows(
                 "model_dir": model_dir,
                 "data_card": card,
                 "source_key": source_key,
+                "settings": dataset_settings(config, model_dir),  # in clear: train checks its config against it
             },
         )
         point_to(root, published)  # before pruning: the pointed version is kept
@@ -330,19 +331,6 @@ def _quarantine_conflicts(rows: DataFrame) -> DataFrame:
 # ---------------------------------------------------------------- the dataset key
 
 
-def _settings(config: PipelineConfig, model_dir: str) -> dict:
-    """Everything besides the data that decides the published rows."""
-    return {
-        "format": FORMAT_VERSION,
-        "task": config.task,
-        "split": config.split.model_dump(),
-        "label_policy": config.labels.model_dump(),
-        "tokenizer": tokenizer_fingerprint(model_dir),
-        "max_length": config.model.max_length,
-        "seq2seq": config.seq2seq.model_dump() if config.task == "seq2seq" else None,
-    }
-
-
 def _content_digest(df: DataFrame) -> list:
     """Row count plus an order-independent sum of row hashes: changes when any row does."""
     columns = [c for c in ("text", "text_pair", "label", "label_id", "split") if c in df.columns]
@@ -357,7 +345,7 @@ def _source_key(config: PipelineConfig, session, model_dir: str) -> str | None:
     version = source_version(session, config.source, config.runtime)
     if version is None:
         return None
-    return cache_key({**_settings(config, model_dir), "source": config.source.model_dump(), "version": version})
+    return cache_key({**dataset_settings(config, model_dir), "source": config.source.model_dump(), "version": version})
 
 
 def _published_for_source(config: PipelineConfig, source_key: str) -> PublishedDataset | None:
