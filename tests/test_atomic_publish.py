@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from lakefine.core.dataset import FORMAT_VERSION, MANIFEST, PublishedDataset, latest_published
+from lakefine.core.dataset import (
+    FORMAT_VERSION,
+    MANIFEST,
+    POINTER,
+    PublishedDataset,
+    latest_published,
+    pointed_dataset,
+)
 from lakefine.prep import publish as handoff
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
@@ -73,7 +80,9 @@ def assert_readers_see_no_partial_dataset(root: Path) -> None:
         for manifest in root.glob("*/" + MANIFEST):
             assert_complete(PublishedDataset.open(manifest.parent))
         for directory in root.iterdir():
-            if not directory.name.startswith("."):
+            if directory.name == POINTER:  # what train reads: it names a complete dataset
+                assert_complete(pointed_dataset(root))
+            elif not directory.name.startswith("."):
                 assert (directory / MANIFEST).is_file(), f"{directory} has no manifest"
 
 
