@@ -1,4 +1,4 @@
-"""Distributed training through Spark's TorchDistributor: the same ``lakefine.train.fit``
+"""Distributed training through Spark's TorchDistributor: the same ``lakefine.training.tasks.fit``
 in every process, launched by ``torchrun`` (local mode: on the driver; cluster mode: in
 barrier tasks on the executors).
 
