@@ -33,6 +33,7 @@ class TrainResult:
     registration: dict
     timings: dict = field(default_factory=dict)
     resumed_from_step: int = 0
+    best_step: int | None = None  # the checkpoint the final model comes from
 
     def summary(self) -> dict:
         return {
@@ -42,6 +43,7 @@ class TrainResult:
             **self.registration,
             "timings": self.timings,
             "resumed_from_step": self.resumed_from_step,
+            "best_step": self.best_step,
         }
 
 
@@ -100,34 +102,35 @@ def train(
     ``fresh=True`` starts over."""
     configure_hf_caches(config.runtime.volume)
     # The training side (torch, transformers, mlflow): see the module docstring.
-    import mlflow
-
-    from lakefine.serving.mlflow_model import log_and_register_model
-    from lakefine.tracking import runs
-    from lakefine.training import checkpoints
-    from lakefine.training.callbacks import MirrorCheckpoints, MlflowMetrics
-    from lakefine.training.tasks import fit
+    from lakefine.training import attempts
 
     published = dataset if isinstance(dataset, PublishedDataset) else published_dataset(config, dataset)
     mismatch = check_dataset_matches(config, published, allow_config_mismatch)
     experiment_id = tracking_client.setup(config)
-    attempt = checkpoints.attempt_key(config.flat_params(), published.key)
-    local_dir = paths.scratch_dir(config.runtime.working_dir, f"checkpoints/{config.name}/{attempt}")
-    volume_dir = paths.resolve(
-        f"{config.runtime.volume}/checkpoints/{config.name}/{attempt}", config.runtime.local_root
-    )
-    unfinished = None if fresh else runs.find_unfinished_run(experiment_id, attempt)
-    resume_from = checkpoints.newest_complete(local_dir, volume_dir) if unfinished else None
-    if resume_from is None:
-        checkpoints.wipe(local_dir, volume_dir)  # nothing to resume: no stale state either
-        local_dir.mkdir(parents=True, exist_ok=True)
-    run_id = unfinished.info.run_id if unfinished and resume_from else None
+    attempt = attempts.attempt_for(config, published)
+    with attempts.held(config, attempt, published):  # one training per attempt; pruning spares the dataset
+        attempts.clean_abandoned(config, attempt)
+        run_id, resume_from = attempts.resume_point(experiment_id, attempt, fresh)
+        return _train_attempt(config, published, attempt, experiment_id, run_id, resume_from, mismatch)
 
+
+def _train_attempt(config, published, attempt, experiment_id, run_id, resume_from, mismatch) -> TrainResult:
+    import mlflow
+
+    from lakefine.core.files import replace_directory
+    from lakefine.serving.mlflow_model import log_and_register_model
+    from lakefine.tracking import runs
+    from lakefine.training import checkpoints
+    from lakefine.training.callbacks import BestCheckpoint, MirrorCheckpoints, MlflowMetrics
+    from lakefine.training.tasks import fit
+
+    local_dir, volume_dir = attempt.local_dir, attempt.volume_dir
+    best = BestCheckpoint()
     with runs.started_run(
         run_id=run_id,
         experiment_id=None if run_id else experiment_id,
         run_name=None if run_id else config.name,
-        tags=None if run_id else {runs.ATTEMPT_TAG: attempt},
+        tags=None if run_id else {runs.ATTEMPT_TAG: attempt.key},
     ) as run:
         run_id = run.info.run_id
         say(
@@ -141,10 +144,13 @@ def train(
             mlflow.set_tag("lakefine.config_mismatch", "; ".join(mismatch)[:5000])
         mlflow.set_tag("lakefine.resumed_from_step", checkpoints.step_of(resume_from) if resume_from else 0)
         model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}", config.runtime.local_root)
+        # Written under a staging name and renamed: a model directory is whole or absent.
+        staging = model_dir.with_name(f".staging-{run_id}")
+        checkpoints.wipe(staging)
         try:
             if config.train.num_processes > 1:
                 result = _train_distributed(
-                    config, published, local_dir, model_dir, resume_from, run_id, logged_until, volume_dir
+                    config, published, local_dir, staging, resume_from, run_id, logged_until, volume_dir
                 )
             else:
                 result = fit(
@@ -152,16 +158,18 @@ def train(
                     published,
                     local_dir,
                     resume_from=resume_from,
-                    callbacks=[MlflowMetrics(logged_until), MirrorCheckpoints(volume_dir)],
+                    callbacks=[MlflowMetrics(logged_until), MirrorCheckpoints(volume_dir), best],
                 )
         except Preempted:
-            checkpoints.mirror_newest(local_dir, volume_dir)
+            checkpoints.seal_saved(local_dir)  # the JIT checkpoint SIGTERM saved
+            checkpoints.mirror_best_and_newest(local_dir, volume_dir)
             mlflow.end_run(status="KILLED")
             raise
         tracking_client.with_retry("log the final metrics", mlflow.log_metrics, result.metrics)
         if config.train.num_processes <= 1:  # distributed: rank 0 has saved it, once
-            result.model.save_pretrained(model_dir)
-            result.tokenizer.save_pretrained(model_dir)
+            result.model.save_pretrained(staging)
+            result.tokenizer.save_pretrained(staging)
+        replace_directory(staging, model_dir)
         runs.log_test_predictions(result.test_predictions)
         stage = time.perf_counter()
         registration = log_and_register_model(config, result, model_dir)
@@ -178,6 +186,7 @@ def train(
         registration,
         result.timings,
         resumed_from_step=checkpoints.step_of(resume_from) if resume_from else 0,
+        best_step=best.step,
     )
 
 

@@ -264,6 +264,18 @@ class RuntimeConfig(_Model):
         " Spark-written Parquet on Spark Connect (from_spark needs a sparkContext)",
     )
     keep_versions: int = Field(3, ge=1, description="Prepared dataset versions kept per pipeline")
+    lease_seconds: Number = Field(
+        300.0,
+        gt=0,
+        description="A training's lease on its dataset and lock on its attempt expire this long after its"
+        " last heartbeat (a killed process); pruning and a second training respect live ones",
+    )
+    abandoned_checkpoint_hours: Number = Field(
+        24.0,
+        ge=0,
+        description="Checkpoints of another attempt of the pipeline, unlocked and untouched this long,"
+        " are removed when a training starts",
+    )
 
     @field_validator("volume")
     @classmethod

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from lakefine.core.config import PipelineConfig
 from lakefine.core.errors import HandoffError
+from lakefine.core.files import write_json_atomically
+from lakefine.core.leases import live_leases
 from lakefine.core.model_files import model_fingerprint, tokenizer_fingerprint
 
 # The published order of the splits: row order, manifest ranges, split ranks.
@@ -107,9 +107,13 @@ def complete_versions(root: Path) -> list[PublishedDataset]:
     return sorted(found, key=lambda d: d.manifest["published_at"], reverse=True)
 
 
-def prune_versions(root: Path, keep: int) -> list[Path]:
-    """Remove all but the ``keep`` newest complete versions, and abandoned staging dirs.
-    The version the pointer names is never removed: it is what ``train`` will read."""
+def prune_versions(
+    root: Path, keep: int, lease_seconds: float = 300.0, quarantine_root: Path | None = None
+) -> list[Path]:
+    """Remove all but the ``keep`` newest complete versions (with their tokenized
+    caches, inside them, and their quarantine under ``quarantine_root``), and abandoned
+    staging dirs. Never removed: the version the pointer names (what ``train`` reads
+    next) and a version a live training holds a lease on (what it reads now)."""
     removed = []
     complete = sorted(
         (p.parent for p in _complete_manifests(root)),
@@ -118,26 +122,19 @@ def prune_versions(root: Path, keep: int) -> list[Path]:
     )
     pointed_key = (read_pointer(root) or {}).get("key")
     for stale in complete[keep:]:
-        if stale.name == pointed_key:
+        if stale.name == pointed_key or live_leases(stale, lease_seconds):
             continue
         shutil.rmtree(stale, ignore_errors=True)
         removed.append(stale)
+        if quarantine_root is not None and (quarantine_root / stale.name).is_dir():
+            shutil.rmtree(quarantine_root / stale.name, ignore_errors=True)
+            removed.append(quarantine_root / stale.name)
     for partial in root.glob(".staging-*"):
         # Another process may be publishing right now: only sweep old leftovers.
         if time.time() - partial.stat().st_mtime > 6 * 3600:
             shutil.rmtree(partial, ignore_errors=True)
             removed.append(partial)
     return removed
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    """Readers see the old file or the new one, never a part; concurrent writers each
-    write their own temporary file and the last rename wins."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def split_ranges(split_rows: dict[str, int]) -> dict[str, list[int]]:

@@ -9,6 +9,7 @@ policy, the dataset key (a cache hit stops here), the data card, then publishing
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from lakefine.core.dataset import (
     point_to,
     prune_versions,
 )
-from lakefine.core.errors import DataError, TrainingError
+from lakefine.core.errors import DataError, HandoffError, LakefineError, TrainingError
+from lakefine.core.files import write_failure
 from lakefine.core.labels import LabelMap, case_variants
 from lakefine.core.log import first_line, say
 from lakefine.core.model_files import model_max_length
@@ -91,6 +93,11 @@ def timed(timings: dict, name: str):
 
 def datasets_root(config: PipelineConfig) -> Path:
     return paths.datasets_root(config.runtime.volume, config.name, config.runtime.local_root)
+
+
+def quarantine_root(config: PipelineConfig) -> Path:
+    """Quarantined rows of each version, under the same key as the dataset."""
+    return paths.resolve(f"{config.runtime.volume}/quarantine/{config.name}", config.runtime.local_root)
 
 
 def prepare(config: PipelineConfig, spark=None, df: DataFrame | None = None) -> PrepareResult:
@@ -165,7 +172,7 @@ def _prepare_rows(
             }
         )
     root = datasets_root(config)
-    quarantine_dir = paths.resolve(f"{config.runtime.volume}/quarantine/{config.name}/{key}", config.runtime.local_root)
+    quarantine_dir = quarantine_root(config) / key
     quarantine = str(quarantine_dir) if counts["quarantined"] else None
     if (existing := find_published(root, key)) is not None:
         say(f"prepare: cache hit {existing.path} ({counts['used']:,} rows, data unchanged)")
@@ -182,7 +189,7 @@ def _prepare_rows(
         f" ({card['truncated_rows']:,} training texts longer: truncated)"
     )
 
-    with timed(timings, "handoff"):
+    with timed(timings, "handoff"), volume_writes(root, cleanup=[quarantine_dir]):
         if quarantine:
             labelled.rows.where(F.col("reason").isNotNull()).drop("key").write.mode("overwrite").parquet(quarantine)
         published, method = _publish(
@@ -204,7 +211,9 @@ def _prepare_rows(
             },
         )
         point_to(root, published)  # before pruning: the pointed version is kept
-        prune_versions(root, config.runtime.keep_versions)
+        prune_versions(
+            root, config.runtime.keep_versions, config.runtime.lease_seconds, quarantine_root=quarantine_root(config)
+        )
     say(f"prepare: published {published.path} ({published.split_rows}) via {method} in {timings['handoff']:.1f} s")
     return PrepareResult(published, labelled.label_map, counts, False, quarantine)
 
@@ -408,6 +417,25 @@ def _prefix_tokens(config: PipelineConfig, model_dir: str) -> int:
 
 
 # ---------------------------------------------------------------- publishing
+
+
+@contextmanager
+def volume_writes(root: Path, cleanup: list[Path]):
+    """A full, read-only or failing volume is one clear error, and nothing is published
+    (the staging directory is removed by ``publish``; partial quarantine output here)."""
+    try:
+        yield
+    except Exception as exc:
+        reason = write_failure(exc)
+        if reason is None or isinstance(exc, LakefineError):
+            raise
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+        raise HandoffError(
+            f"cannot write the prepared dataset under {root}: {reason}. Nothing was published."
+            " Free space on the volume (or raise its quota), check that it is writable, then run"
+            " `lakefine prepare` again"
+        ) from None
 
 
 def _publish(

@@ -41,9 +41,9 @@ from lakefine.core.dataset import (
     PublishedDataset,
     find_published,
     split_ranges,
-    write_json_atomically,
 )
 from lakefine.core.errors import HandoffError
+from lakefine.core.files import write_json_atomically
 from lakefine.prep.split import split_rank
 
 

@@ -12,9 +12,10 @@ import mlflow.pyfunc
 from mlflow.models import infer_signature
 
 from lakefine.core.config import PipelineConfig
+from lakefine.core.log import say
 from lakefine.serving.predictor import Predictor
 from lakefine.tracking.client import with_retry
-from lakefine.tracking.registry import ALIAS, registered_name
+from lakefine.tracking.registry import ALIAS, registered_name, version_of_run
 
 # mlflow's own requirement inference pulls in torchvision, which must never be
 # installed here (it breaks transformers); state the requirements instead.
@@ -40,7 +41,11 @@ class Seq2SeqModel(mlflow.pyfunc.PythonModel):
 def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) -> dict:
     """Log the model with the transformers flavor (and its signature), register it
     under the pipeline's model name and point the ``challenger`` alias at it. Each
-    step waits (bounded) for a tracking server that is restarting."""
+    step waits (bounded) for a tracking server that is restarting. Idempotent per
+    run: a retried final step finds the version this run registered and reuses it."""
+    if config.tracking.register and (done := version_of_run(registered_name(config), mlflow.active_run().info.run_id)):
+        say(f"train: this run already registered version {done.version}; not registering it twice")
+        return _registered(config, done.source, done)
     if config.task == "seq2seq":
         # transformers 5 has no text2text-generation pipeline for the transformers
         # flavor: log a pyfunc that wraps the saved model directory instead.
@@ -63,12 +68,19 @@ def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) 
             pip_requirements=MODEL_PIP_REQUIREMENTS,
             input_example=["an example sentence"],
         )
-    result = {"model_uri": info.model_uri, "registered_model": None, "version": None}
+    version = None
     if config.tracking.register:
+        version = with_retry("register the model", mlflow.register_model, info.model_uri, registered_name(config))
+    with_retry("log the model location", mlflow.log_dict, {"model_dir": str(model_dir)}, "lakefine_model_location.json")
+    return _registered(config, info.model_uri, version)
+
+
+def _registered(config: PipelineConfig, model_uri: str, version) -> dict:
+    """Point the alias at ``version`` (again: setting an alias is idempotent)."""
+    result = {"model_uri": model_uri, "registered_model": None, "version": None}
+    if version is not None:
         name = registered_name(config)
-        version = with_retry("register the model", mlflow.register_model, info.model_uri, name)
         client = mlflow.tracking.MlflowClient()
         with_retry("set the model alias", client.set_registered_model_alias, name, ALIAS, version.version)
         result.update(registered_model=name, version=int(version.version), registered_uri=f"models:/{name}@{ALIAS}")
-    with_retry("log the model location", mlflow.log_dict, {"model_dir": str(model_dir)}, "lakefine_model_location.json")
     return result

@@ -18,3 +18,16 @@ def registered_name(config: PipelineConfig) -> str:
         volume = parse_volume_path(config.runtime.volume, "runtime.volume")
         return f"{volume.catalog}.{volume.schema}.{name}"
     return name
+
+
+def version_of_run(name: str, run_id: str):
+    """The model version already registered from ``run_id`` under ``name``, if any: a
+    retried final step reuses it instead of registering a second version."""
+    import mlflow  # lazy: naming a model needs no MLflow import
+
+    client = mlflow.tracking.MlflowClient()
+    try:
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except mlflow.exceptions.MlflowException:  # no such registered model yet
+        return None
+    return min(found, key=lambda v: int(v.version)) if found else None

@@ -56,17 +56,19 @@ def started_run(**start_kwargs):
     with_retry("finish the run", mlflow.end_run)
 
 
-def find_unfinished_run(experiment_id: str, attempt: str):
-    """The newest run of this attempt that did not finish (killed, preempted, failed)."""
-    runs = mlflow.tracking.MlflowClient().search_runs(
+def unfinished_runs(experiment_id: str, attempt: str) -> list:
+    """This attempt's runs that did not finish (killed, preempted, failed), newest first."""
+    found = mlflow.tracking.MlflowClient().search_runs(
         [experiment_id],
         filter_string=f"tags.`{ATTEMPT_TAG}` = '{attempt}'",
         order_by=["attribute.start_time DESC"],
-        max_results=1,
+        max_results=50,
     )
-    if runs and runs[0].info.status != "FINISHED":
-        return runs[0]
-    return None
+    return [run for run in found if run.info.status != "FINISHED"]
+
+
+def mark_killed(run_id: str) -> None:
+    with_retry("mark a dead run KILLED", mlflow.tracking.MlflowClient().set_terminated, run_id, "KILLED")
 
 
 def last_logged_step(run_id: str, key: str = "loss") -> int:

@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 from lakefine.core.errors import TrackingError
 from lakefine.core.log import first_line, say
 from lakefine.tracking.client import RETRY_SECONDS_ENV, retry_seconds, server_unavailable
-from lakefine.training.checkpoints import complete_checkpoints, mirror
+from lakefine.training.checkpoints import mirror_best_and_newest, seal_saved, step_of
 
 
 class MlflowMetrics(TrainerCallback):
@@ -80,7 +80,8 @@ class MlflowMetrics(TrainerCallback):
 
 
 class MirrorCheckpoints(TrainerCallback):
-    """Mirrors each saved checkpoint to the volume (a retried run may land on a new node)."""
+    """Seals each checkpoint the Trainer saved (complete from now on) and mirrors it,
+    and the best one, to the volume (a retried run may land on a new node)."""
 
     def __init__(self, volume_dir: Path):
         self.volume_dir = volume_dir
@@ -88,9 +89,18 @@ class MirrorCheckpoints(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        newest = complete_checkpoints(Path(args.output_dir))
-        if newest:
-            mirror(newest[-1], self.volume_dir)
+        seal_saved(Path(args.output_dir))
+        mirror_best_and_newest(Path(args.output_dir), self.volume_dir)
+
+
+class BestCheckpoint(TrainerCallback):
+    """Remembers which checkpoint the Trainer judged best (the model it ends on)."""
+
+    def __init__(self):
+        self.step: int | None = None
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.step = step_of(Path(state.best_model_checkpoint)) if state.best_model_checkpoint else None
 
 
 class RankRecord(TrainerCallback):
