@@ -136,6 +136,32 @@ def test_train_alone_uses_the_dataset_prepare_named_last(local_root, spark):
     assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == a.dataset.key
 
 
+def test_the_job_entry_points_train_the_dataset_their_prepare_named(local_root, spark, capsys):
+    """The bundle's prepare task for A, B, then A again; the finetune task gets the
+    dataset the last prepare task named (``{{tasks.prepare.values.dataset}}``) and
+    trains A, as does a finetune task with no --dataset (the pointer)."""
+    import runpy
+
+    import mlflow
+
+    from lakefine.ops.jobs import run_job
+
+    def job(name, *argv):
+        capsys.readouterr()
+        step = runpy.run_path(str(REPO / f"pipelines/jobs/{name}.py"))["step"]  # not as __main__
+        assert run_job(step, ["--pipeline", SMOKE, *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    a = job("prepare")
+    b = job("prepare", "source.where=category = 'fresh' OR text LIKE '%bad%'")
+    again = job("prepare")
+    assert b["key"] != a["key"] and again["key"] == a["key"] and again["cache_hit"]
+    mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
+    for argv in (["--dataset", again["dataset"]], []):
+        trained = job("finetune", *argv, "train.max_steps=2")
+        assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == a["key"]
+
+
 def test_train_refuses_a_dataset_prepared_with_other_settings(local_root, spark):
     """``split.seed=7`` on a seed-42 dataset, or another model: refused before any MLflow
     run, each differing key named with both values; with --dataset and

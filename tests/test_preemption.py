@@ -1,6 +1,7 @@
 """Training survives preemption: SIGKILL mid-run (and a new node: local disk gone)
 and SIGTERM (checkpoint saved before exiting); the rerun resumes from the newest
-complete checkpoint into the same MLflow run and ends where an uninterrupted run ends."""
+complete checkpoint into the same MLflow run and ends where an uninterrupted run ends,
+on the same best checkpoint even when that one is older than the newest."""
 
 import json
 import os
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, with_smoke_dataset
+from lakefine.training.checkpoints import SEAL
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
-STEPS = ["train.max_steps=200", "train.checkpoint_steps=50", "train.batch_size=32", "train.logging_steps=10"]
+STEPS = ["train.max_steps=80", "train.checkpoint_steps=20", "train.batch_size=32", "train.logging_steps=10"]
+LAST, EVERY = 80, 20
 
 
 def linked_root(base: Path, shared_root: Path, smoke_dataset: Path) -> Path:
@@ -59,11 +62,11 @@ def finish(process: subprocess.Popen) -> dict:
 
 
 def wait_for_checkpoint(base: Path, step: int, process, timeout=300) -> Path:
-    """Until ``base/checkpoints/smoke/<attempt>/checkpoint-<step>`` is complete."""
+    """Until ``base/checkpoints/smoke/<attempt>/checkpoint-<step>`` is complete (sealed)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert process.poll() is None, process.communicate()[1][-3000:]
-        for state in base.glob(f"checkpoints/smoke/*/checkpoint-{step}/trainer_state.json"):
+        for state in base.glob(f"checkpoints/smoke/*/checkpoint-{step}/{SEAL}"):
             return state.parent
         time.sleep(0.05)
     raise AssertionError(f"no checkpoint-{step} within {timeout} s")
@@ -87,10 +90,12 @@ def uninterrupted(tmp_path_factory, shared_root, smoke_dataset) -> dict:
 def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(
     how, tmp_path, shared_root, smoke_dataset, uninterrupted
 ):
+    best = uninterrupted["best_step"]
+    assert 0 < best < LAST - EVERY, "the setup needs a best checkpoint older than the newest"
     root, working_dir = linked_root(tmp_path, shared_root, smoke_dataset), tmp_path / "wd"
     process = start(root, working_dir)
-    # wait for the volume mirror (written after the local checkpoint)
-    wait_for_checkpoint(root / "Volumes/main/lakefine/prep", 50, process)
+    # wait for the volume mirror of a checkpoint newer than the best one
+    wait_for_checkpoint(root / "Volumes/main/lakefine/prep", best + EVERY, process)
     if how == "sigterm":
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=300)
@@ -105,9 +110,10 @@ def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(
     assert mirrored, "no checkpoint was mirrored to the volume"
 
     resumed = finish(start(root, working_dir))["train"]
-    assert resumed["resumed_from_step"] >= 50
+    assert resumed["resumed_from_step"] > best
+    assert resumed["best_step"] == best  # the best checkpoint came back with the newest
     history = loss_history(root, resumed["run_id"])
-    assert history == list(range(10, 201, 10)), "one continuous metric history, no step twice"
+    assert history == list(range(10, LAST + 1, 10)), "one continuous metric history, no step twice"
     # Same data order, same RNG state, same weights: CPU training is deterministic.
     assert resumed["metrics"]["test_accuracy"] == uninterrupted["metrics"]["test_accuracy"]
     assert resumed["metrics"]["test_loss"] == pytest.approx(uninterrupted["metrics"]["test_loss"], abs=1e-5)
@@ -118,7 +124,7 @@ def test_rerun_resumes_into_the_same_run_and_matches_an_uninterrupted_run(
 def test_fresh_starts_over_in_a_new_run(tmp_path, shared_root, smoke_dataset):
     root, working_dir = linked_root(tmp_path, shared_root, smoke_dataset), tmp_path / "wd"
     process = start(root, working_dir)
-    wait_for_checkpoint(working_dir, 50, process)
+    wait_for_checkpoint(working_dir, EVERY, process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     import mlflow
@@ -127,3 +133,28 @@ def test_fresh_starts_over_in_a_new_run(tmp_path, shared_root, smoke_dataset):
     killed = client.search_runs([client.get_experiment_by_name("lakefine-smoke").experiment_id])[0]
     fresh = finish(start(root, working_dir, "--fresh"))["train"]
     assert fresh["resumed_from_step"] == 0 and fresh["run_id"] != killed.info.run_id
+
+
+def test_a_retried_final_step_reuses_the_version_its_run_registered(local_root, smoke_dataset):
+    """Killed after registering but before the run ended, a retry resumes into the same
+    run and reaches the final step again: it must not register a second version."""
+    import mlflow
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from lakefine import pipeline
+    from lakefine.core.config import load_config
+    from lakefine.serving.mlflow_model import log_and_register_model
+
+    with_smoke_dataset(local_root, smoke_dataset)
+    config = load_config(SMOKE, ["train.max_steps=2"])
+    dataset = local_root / "Volumes/main/lakefine/prep/datasets/smoke" / smoke_dataset.name
+    first = pipeline.train(config, str(dataset))
+    retried = type("Fit", (), {})()
+    retried.model = AutoModelForSequenceClassification.from_pretrained(first.model_dir)
+    retried.tokenizer = AutoTokenizer.from_pretrained(first.model_dir)
+    with mlflow.start_run(run_id=first.run_id):
+        again = log_and_register_model(config, retried, first.model_dir)
+    client = mlflow.tracking.MlflowClient()
+    versions = client.search_model_versions(f"name = '{first.registration['registered_model']}'")
+    assert [int(v.version) for v in versions] == [first.registration["version"]] == [again["version"]]
+    assert client.get_model_version_by_alias(again["registered_model"], "challenger").version == str(again["version"])
