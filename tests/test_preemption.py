@@ -157,4 +157,4 @@ def test_a_retried_final_step_reuses_the_version_its_run_registered(local_root, 
     client = mlflow.tracking.MlflowClient()
     versions = client.search_model_versions(f"name = '{first.registration['registered_model']}'")
     assert [int(v.version) for v in versions] == [first.registration["version"]] == [again["version"]]
-    assert client.get_model_version_by_alias(again["registered_model"], "challenger").version == str(again["version"])
+    assert int(client.get_model_version_by_alias(again["registered_model"], "challenger").version) == again["version"]
