@@ -43,7 +43,7 @@ def log_and_register_model(config: PipelineConfig, fit_result, model_dir: Path) 
     under the pipeline's model name and point the ``challenger`` alias at it. Each
     step waits (bounded) for a tracking server that is restarting. Idempotent per
     run: a retried final step finds the version this run registered and reuses it."""
-    if False and (done := version_of_run(registered_name(config), mlflow.active_run().info.run_id)):
+    if config.tracking.register and (done := version_of_run(registered_name(config), mlflow.active_run().info.run_id)):
         say(f"train: this run already registered version {done.version}; not registering it twice")
         return _registered(config, done.source, done)
     if config.task == "seq2seq":
