@@ -80,3 +80,26 @@ def test_a_volume_that_cannot_be_written_is_a_warning_and_leaves_no_partial_copy
     assert "warning: could not mirror checkpoint-10" in done.stderr and "File too large" in done.stderr
     assert "training goes on with local checkpoints" in done.stderr
     assert list(volume.iterdir()) == []  # no .partial-* left behind
+
+
+def test_abandoned_attempts_are_removed_and_held_or_recent_ones_kept(tmp_path):
+    import time
+
+    from conftest import make_config
+    from lakefine.core.leases import Heartbeat
+    from lakefine.training.attempts import Attempt, clean_abandoned
+
+    volume = tmp_path / "volume/checkpoints/t"
+    current = Attempt("current", tmp_path / "local/checkpoints/t/current", volume / "current")
+    for name in ("abandoned", "held", "recent"):
+        checkpoints.seal(saved(volume / name, 10))
+    old = time.time() - 3 * 3600
+    for name in ("abandoned", "held"):
+        for path in (volume / name).rglob("*"):
+            os.utime(path, (old, old))
+    config = make_config(runtime={"abandoned_checkpoint_hours": 2, "lease_seconds": 60})
+    with Heartbeat(expiry=60, purpose="another training") as heartbeat:
+        heartbeat.add_lock(volume / "held.lock.json")
+        removed = clean_abandoned(config, current)
+    assert [p.name for p in removed] == ["abandoned"]
+    assert sorted(p.name for p in volume.iterdir() if p.is_dir()) == ["held", "recent"]
