@@ -97,7 +97,10 @@ def test_a_stalled_training_keeps_its_lock_and_its_dataset_and_a_dead_one_is_rep
     client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("lakefine-smoke").experiment_id])
     statuses = {run.info.run_id: run.info.status for run in runs}
-    assert statuses.pop(json.loads(out)["run_id"]) == "FINISHED"
+    finished = json.loads(out)["run_id"]
+    assert statuses.pop(finished) == "FINISHED"
+    models = root / "Volumes/main/lakefine/prep/models/smoke"
+    assert [p.name for p in models.iterdir()] == [finished]  # renamed from staging; none for the killed run
     assert list(statuses.values()) == ["KILLED"]  # the killed holder's run, not left RUNNING
     assert list(root.glob("Volumes/main/lakefine/prep/checkpoints/smoke/*.lock.json")) == []  # released
     assert live_leases(dataset, 300) == []
