@@ -91,6 +91,34 @@ def smoke_dataset(shared_root, spark, tmp_path_factory) -> Path:
             os.environ["LAKEFINE_LOCAL_ROOT"] = previous
 
 
+@pytest.fixture(scope="session")
+def smoke_prepared_by_cli(tmp_path_factory, shared_root):
+    """``lakefine prepare pipelines/smoke.yaml --json`` once, in a fresh interpreter, on a
+    fresh root: ``(root, summary, top-level modules it loaded)``. The tests about what a
+    new CLI process does (imports, cache hits) share this one JVM start."""
+    import json
+    import subprocess
+
+    root = tmp_path_factory.mktemp("cli-prepared")
+    for part in ("Volumes/main/lakefine/raw", "models"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        (root / part).symlink_to(shared_root / part)
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from lakefine.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    code = main(['prepare', 'pipelines/smoke.yaml', '--json', '--local-root', {str(root)!r}])\n"
+        "print(json.dumps({'code': code, 'summary': json.loads(out.getvalue()),"
+        " 'loaded': sorted({m.split('.')[0] for m in sys.modules})}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0
+    return root, result["summary"], set(result["loaded"])
+
+
 def with_smoke_dataset(root: Path, smoke_dataset: Path) -> Path:
     """Publish the prepared smoke dataset in ``root`` too: a ``lakefine run`` of the smoke
     pipeline there is then a cache hit that starts no Spark (for tests about training)."""

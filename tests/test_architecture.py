@@ -68,12 +68,9 @@ def loaded_after(code: str, env: dict | None = None) -> set[str]:
 
 
 @pytest.mark.slow
-def test_prepare_never_loads_torch(local_root):
-    loaded = loaded_after(
-        "from lakefine.cli import main\n"
-        f"assert main(['prepare', 'pipelines/smoke.yaml', '--local-root', {str(local_root)!r}]) == 0\n"
-    )
-    assert "pyspark" in loaded  # it did prepare
+def test_prepare_never_loads_torch(smoke_prepared_by_cli):
+    _, summary, loaded = smoke_prepared_by_cli
+    assert "pyspark" in loaded and summary["cache_hit"] is False  # it did prepare, in Spark
     assert "torch" not in loaded
 
 

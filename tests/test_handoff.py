@@ -182,10 +182,10 @@ def test_changed_source_data_gives_new_data_where_plain_from_spark_reads_stale(s
     assert set(plain_second["text"]) == set(plain_first["text"]) == {"good film", "bad film"}
 
 
-def test_same_data_in_a_new_process_is_a_cache_hit_without_a_write(local_root):
+def test_same_data_in_a_new_process_is_a_cache_hit_without_a_write(smoke_prepared_by_cli):
+    root, first, _ = smoke_prepared_by_cli  # the first prepare, in its own process
     command = [sys.executable, "-m", "lakefine.cli", "prepare", str(REPO / "pipelines/smoke.yaml"), "--json"]
-    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)}
-    first = json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
     manifest = Path(first["dataset"]) / "manifest.json"
     published_at = json.loads(manifest.read_text())["published_at"]
     second = json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
