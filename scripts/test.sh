@@ -12,4 +12,7 @@ export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff format --check --quiet src tests bench pipelines notebooks
 .venv/bin/ruff check --quiet src tests bench pipelines notebooks
 echo "[lakefine] load average before the tests: $(cut -d' ' -f1-3 /proc/loadavg)"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), each taking whole files (module fixtures are built once):
+# the suite is CPU-bound, but its subprocesses and servers also wait, and two workers
+# overlap that. LAKEFINE_TEST_WORKERS=0 runs everything in this one process.
+exec .venv/bin/python -m pytest -n "${LAKEFINE_TEST_WORKERS:-2}" --dist loadfile "$@"
