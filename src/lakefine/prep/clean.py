@@ -94,6 +94,17 @@ def with_label_set(df: DataFrame, labels: Column) -> DataFrame:
     return df.withColumn("label", F.array_join("labels", "\u0001"))
 
 
+def _as_string(label: Column, label_type: T.DataType) -> Column:
+    """A scalar label as a string: integral floats without ".0", NaN as null (pandas'
+    missing value); arrays are left to the caller."""
+    if isinstance(label_type, (T.FloatType, T.DoubleType, T.DecimalType)):
+        text = F.when(label == F.floor(label), label.cast("long").cast("string")).otherwise(label.cast("string"))
+        if not isinstance(label_type, T.DecimalType):
+            text = F.when(F.isnan(label), F.lit(None)).otherwise(text)
+        return text
+    return label if isinstance(label_type, T.ArrayType) else label.cast("string")
+
+
 def to_canonical(df: DataFrame, source: SourceConfig, task: str = "classification") -> DataFrame:
     """Select the configured columns under canonical names; cut texts longer than
     ``source.max_text_chars`` (flag ``_cut``); labels become strings (integral numbers
@@ -108,10 +119,7 @@ def to_canonical(df: DataFrame, source: SourceConfig, task: str = "classificatio
             f" {label_type.simpleString()}; task multi_label needs"
             " array<string> labels (build one with source.columns, e.g. split(tags, ','))"
         )
-    if isinstance(label_type, (T.FloatType, T.DoubleType, T.DecimalType)):
-        label = F.when(label == F.floor(label), label.cast("long").cast("string")).otherwise(label.cast("string"))
-        if not isinstance(label_type, T.DecimalType):
-            label = F.when(F.isnan(df[source.label_column]), F.lit(None)).otherwise(label)  # pandas' NaN = missing
+    label = _as_string(label, label_type)
     texts = {"text": source.text_column, "text_pair": source.text_pair_column}
     texts = {name: normalize_whitespace(df[column].cast("string")) for name, column in texts.items() if column}
     cut = F.lit(False)
@@ -193,6 +201,26 @@ def _decoding_checks(column: Column, name: str, mojibake: str) -> list:
     if mojibake != "keep":
         checks.append((column.rlike(MOJIBAKE_PATTERN), f"mojibake_{name}"))
     return checks
+
+
+def label_strings(df: DataFrame, source: SourceConfig) -> DataFrame:
+    """One ``label`` column: the raw labels as strings (each element for multi_label),
+    control/format characters removed and whitespace collapsed, of rows whose label
+    can be a class name (no malformed line, no null, empty, undecodable or mojibake
+    label). Spark only, no Python UDF: ``prepare`` looks for a non-number in it with
+    a job that stops at the first, which a Python worker would not survive quietly."""
+    label_type = df.schema[source.label_column].dataType
+    if isinstance(label_type, T.ArrayType):
+        df = df.select("*", F.explode(source.label_column).alias("_label"))
+        label = F.col("_label").cast("string")
+    else:
+        label = _as_string(df[source.label_column], label_type)
+    value = normalize_whitespace(F.regexp_replace(label, r"[\p{Cc}\p{Cf}]", " "))
+    usable = value.isNotNull() & (value != "") & (F.instr(value, REPLACEMENT_CHAR) == 0)
+    usable = usable & ~value.rlike(MOJIBAKE_PATTERN)
+    if CORRUPT_RECORD in df.columns:
+        usable = usable & F.col(CORRUPT_RECORD).isNull()
+    return df.where(usable).select(value.alias("label"))
 
 
 def unify_numeric_labels(df: DataFrame, spellings: dict[str, str]) -> DataFrame:

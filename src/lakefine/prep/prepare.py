@@ -39,6 +39,7 @@ from lakefine.prep import datacard, diagnose
 from lakefine.prep.clean import (
     FLAGS,
     fix_mojibake,
+    label_strings,
     mark_unusable,
     quarantine_conflicts,
     quarantine_duplicates,
@@ -155,7 +156,7 @@ def usable_rows(config: PipelineConfig, raw: DataFrame, model_dir: str | None = 
     )
     canonical = to_canonical(raw, src, config.task)
     rows = mark_unusable(fix_mojibake(canonical, src.mojibake, config.task), config.labels, src.mojibake)
-    spellings = {} if config.task == "seq2seq" else numeric_spellings(_label_values(rows))
+    spellings = {} if config.task == "seq2seq" else numeric_spellings(_label_values(label_strings(raw, src)))
     folds = config.labels.conflict_key == "folded" or (
         config.labels.conflict_key == "auto" and model_dir is not None and datacard.tokenizer_folds(model_dir)
     )
@@ -173,19 +174,14 @@ def usable_rows(config: PipelineConfig, raw: DataFrame, model_dir: str | None = 
     return quarantine_conflicts(rows), cleaning
 
 
-def _label_values(rows: DataFrame) -> list[str]:
-    """The distinct labels of rows whose label is usable (a malformed line's label field
-    is not a label), when every one of them is a number; else one non-number (enough
-    for ``numeric_spellings`` to leave the labels alone) from a job that stops early."""
-    reason = F.col("reason")
-    values = rows.where(reason.isNull() | ~((reason == "malformed_row") | reason.endswith("_label")))
-    if "labels" in rows.columns:
-        values = values.select(F.explode("labels").alias("label"))
-    values = values.select("label").where(F.col("label").isNotNull())
-    not_numeric = values.where(~F.col("label").rlike(NUMBER_PATTERN)).limit(1).collect()
+def _label_values(labels: DataFrame) -> list[str]:
+    """The distinct labels when every one of them is a number; else one non-number
+    (enough for ``numeric_spellings`` to leave the labels alone), from a job that stops
+    at the first one: string labels cost almost nothing here."""
+    not_numeric = labels.where(~F.col("label").rlike(NUMBER_PATTERN)).limit(1).collect()
     if not_numeric:
         return [not_numeric[0]["label"]]
-    return [row["label"] for row in values.distinct().collect()]
+    return [row["label"] for row in labels.distinct().collect()]
 
 
 def _prepare_rows(

@@ -23,7 +23,7 @@ from lakefine.core import paths
 from lakefine.core.config import PipelineConfig
 from lakefine.core.errors import TrackingError
 from lakefine.core.log import first_line, say
-from lakefine.core.redact import redact_text
+from lakefine.core.redact import contains_secret, redact_text
 from lakefine.core.session import on_databricks
 
 # How long the end of a run (last metrics, model, registration) waits for a tracking
@@ -55,6 +55,10 @@ def setup(config: PipelineConfig) -> str:
     import mlflow  # see the module docstring
 
     redact_mlflow_logs()
+    if contains_secret(uri):
+        # MLflow writes "View run ... at: <uri>/#/..." straight to stdout, credentials and
+        # all; lakefine's own "train: MLflow run ..." line names the run (redacted).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     if on_databricks():
         mlflow.set_registry_uri("databricks-uc")
