@@ -101,6 +101,7 @@ PASSWORD = "pw" + hashlib.sha256(HF_TOKEN.encode()).hexdigest()[:14]
         ("http://user@host/x, dapi-like-name, hf_model, tokens p50/p99", None),  # nothing to mask
         ("tracking.token: secrets must not be written in a pipeline file", None),
     ],
+    ids=["uri-password", "uri-token", "dapi", "hf", "bearer", "query", "json", "ordinary", "prose"],
 )
 def test_redact_masks_credentials_in_text(text, kept):
     from lakefine.core.redact import contains_secret, redact
@@ -129,7 +130,8 @@ def test_an_hf_token_inside_a_list_is_refused_and_not_echoed():
 
 @pytest.mark.parametrize(
     "hub",
-    [HF_TOKEN, [HF_TOKEN], {"name": "x", "auth": {"user": "me", "header": "anything at all"}}],
+    [HF_TOKEN, [HF_TOKEN], {"name": {"user": "me", "header": "anything at all"}}],
+    ids=["string", "list", "mapping-for-a-string"],
 )
 def test_a_bad_hub_section_never_echoes_its_value(hub):
     with pytest.raises(ConfigError) as error:
