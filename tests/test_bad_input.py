@@ -15,19 +15,35 @@ Policies stated here (and implemented in src/lakefine):
 - a class with fewer usable rows than ``labels.min_count`` -> rare_label; a class with
   no training row -> label_not_in_train; a class missing only from validation/test is
   kept (it can be learned, only its evaluation is thinner).
-- bytes that are not UTF-8 (decoded by Spark to U+FFFD) -> invalid_utf8_text; UTF-8
-  read as Latin-1/cp1252 ("Ã©", "â€™") -> mojibake_text (detected, never repaired).
+- labels get one spelling before discovery: NFC, zero-width/control characters removed,
+  whitespace collapsed; when every label is a number, 1 / 1.0 / " 1 " are one label "1";
+  the label order is total (numbers by value, ties by text).
+- bytes that are not UTF-8 (decoded by Spark to U+FFFD) -> invalid_utf8_text / _label;
+  UTF-8 read as Latin-1/cp1252 ("Ã©", "â€™"): ``source.mojibake: repair`` (default) fixes
+  it with ftfy and counts the rows, what ftfy cannot fix -> mojibake_text; ``quarantine``
+  -> mojibake_text; ``keep`` keeps and counts it.
+- more than ``source.max_quarantined_fraction`` (0.1) of the input quarantined for data
+  defects -> one error with the top reasons, examples and a hint each (for undecodable
+  bytes: the detected encoding and the exact ``source.options.encoding``); duplicate,
+  rare_label, label_not_in_train do not count. Below the gate the hints are warnings.
+- ``source.options.mode`` other than PERMISSIVE is refused (malformed lines must be counted).
+- Parquet files whose column types differ: scalar types are read per file group and cast
+  (integers -> bigint, numbers -> double, else string); other mixes are one error.
 - a CSV line Spark cannot parse (too many fields, an unclosed quote) -> malformed_row,
   raw line kept in ``_corrupt_record`` (an unclosed quote swallows the lines after it:
   they are in that raw record, not lost).
 - the same text twice: kept, counted in data_card.duplicate_rows, one split; the same
-  text with two labels -> conflicting_labels; an id column with nulls -> null_id.
+  text with two labels -> conflicting_labels (only usable rows take part; texts are
+  compared folded when the tokenizer folds case/accents, as MiniLM's does); an id
+  column with nulls -> null_id.
+- a text longer than ``source.max_text_chars`` is cut to it and counted (cut_texts).
 - a text longer than max_length is kept; the data card counts the training texts
   longer than max_length (``truncated_rows``); training cuts them at max_length.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -196,7 +212,8 @@ def mixed(spark, module_root, cli_cases):  # cli_cases: start the subprocesses f
         .withColumn("meta", F.create_map(F.lit("source"), F.col("sentiment")))
         .withColumn("nothing", F.lit(None))
     )
-    result = run_prepare(module_root, spark, config(source=src(), labels={"case": "normalize", "min_count": 3}), df)
+    cfg = config(source=src(mojibake="quarantine"), labels={"case": "normalize", "min_count": 3})
+    result = run_prepare(module_root, spark, cfg, df)
     return {
         "result": result,
         "rows": len(BASE + bad),
@@ -244,13 +261,14 @@ def test_label_case_normalize_merges_case_and_space_variants(mixed):
 
 def test_label_case_exact_refuses_labels_that_differ_only_in_case(spark, root):
     df = spark.createDataFrame(BASE + [("upper", "POS"), ("spaced", "pos ")], SCHEMA)
-    expect_error(
+    message = expect_error(
         DataError,
         lambda: prepare(config(source=src(), labels={"case": "exact"}), spark, df=df),
         "'sentiment'",
-        "'POS' vs 'pos' vs 'pos '",
+        "'POS' vs 'pos'.",  # "pos " is "pos" already: labels are trimmed before discovery
         "Set labels.case: normalize",
     )
+    assert "'pos '" not in message
 
 
 def test_label_seen_only_in_validation_or_test_is_quarantined(mixed):
@@ -266,6 +284,7 @@ def test_class_below_min_count_is_quarantined_as_rare(mixed):
 
 
 def test_mojibake_is_detected_and_quarantined_but_real_accents_are_kept(mixed):
+    """source.mojibake: quarantine (the default, repair, is tested with a file below)."""
     assert mixed["result"].counts["by_reason"]["mojibake_text"] == len(MOJIBAKE)
     assert all(reasons_of(mixed, text) == ["mojibake_text"] for text in MOJIBAKE)
     assert CLEAN_ACCENTS in {row["text"] for row in mixed["published"]}
@@ -416,6 +435,316 @@ def test_id_column_with_nulls_quarantines_null_id(numbered):
     assert result.dataset.manifest["data_card"]["duplicate_rows"] == 0
 
 
+# ------------------------------------------------- label spellings, keys and conflicts
+
+
+def write_files(root, folder: str, files: dict[str, bytes]) -> str:
+    """Files under the module's stand-in volume; returns the volume path of the folder."""
+    base = root / "Volumes/main/ml/raw" / folder
+    base.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (base / name).write_bytes(data)
+    return f"/Volumes/main/ml/raw/{folder}"
+
+
+def csv_bytes(rows, header: str = "review,sentiment", encoding: str = "utf-8") -> bytes:
+    return "\n".join([header, *[f'"{text}",{label}' for text, label in rows]]).encode(encoding) + b"\n"
+
+
+def test_label_order_is_total_and_the_same_for_every_input_order():
+    """Numeric ties ("0" and "0.0") used to keep the input order, a set's order: another
+    label map (and other ids) in the next process."""
+    import itertools
+
+    from lakefine.core.labels import LabelMap, sort_labels
+
+    labels = ["0.0", "0", "1", "1.0", "10", "2"]
+    orders = {sort_labels(permutation) for permutation in itertools.permutations(labels)}
+    assert orders == {("0", "0.0", "1", "1.0", "2", "10")}
+    assert LabelMap.from_labels(["1.0", "1", "0"]).labels == ("0", "1", "1.0")
+
+
+def test_numeric_label_spellings_in_two_csv_files_are_one_class(spark, module_root):
+    """One file says 0/1, the other 0.0/1.0 (and ' 1 '): one label map ('0', '1')."""
+    folder = write_files(
+        module_root,
+        "two_spellings",
+        {
+            "a.csv": csv_bytes([(f"first file review {i}", i % 2) for i in range(40)]),
+            "b.csv": csv_bytes([(f"second file review {i}", ["0.0", "1.0", " 1 "][i % 3]) for i in range(40)]),
+        },
+    )
+    result = run_prepare(module_root, spark, config(source=src(path=folder, format="csv", table=None)))
+    assert_balanced(result)
+    assert result.label_map.labels == ("0", "1")
+    assert result.counts["quarantined"] == 0
+    card = result.dataset.manifest["data_card"]
+    assert card["cleaning"]["numeric_labels_unified"] == {"0.0": "0", "1.0": "1"}  # " 1 " is "1" once trimmed
+    assert sum(card["label_counts"]["1"].values()) == 20 + 13 + 13
+    assert result.dataset.manifest["label_policy"]["numbers"].startswith("when every label is a number")
+
+
+@pytest.fixture(scope="module")
+def keyed(spark, module_root):
+    """Label variants that look the same, copies with an unusable label, texts that
+    differ only in case with two labels, and many duplicates (source.deduplicate)."""
+    nfc, nfd = "n\u00e9gatif", "ne\u0301gatif"
+    third = texts_in_splits(spark, [f"third class review {i}" for i in range(40)], {"train"}, 6)
+    rows = BASE + [
+        *[(text, nfc if i % 2 else nfd) for i, text in enumerate(third)],  # NFC and NFD: one class
+        ("zero width label", "pos\u200b"),
+        ("byte order mark label", "\ufeffneg"),
+        ("control char label", "p\u0007os"),
+        ("a good copy", "pos"),
+        ("a good copy", ""),  # quarantined as empty_label: must not take the good copy down
+        ("Great Film", "pos"),
+        ("great film", "neg"),  # MiniLM lower-cases: the model sees one text with two labels
+        ("Café Crème Again", "pos"),
+        ("cafe creme again", "pos"),  # the same text to the model: a duplicate
+        *[(f"base review number {i}", "pos" if i % 2 else "neg") for i in range(60)],  # 60 exact repeats
+    ]
+    df = spark.createDataFrame(rows, SCHEMA)
+    result = run_prepare(module_root, spark, config(source=src(deduplicate=True)), df)
+    return {
+        "result": result,
+        "nfc": nfc,
+        "quarantine": quarantined_rows(spark, result),
+        "published": published_rows(result),
+    }
+
+
+def test_labels_that_look_the_same_are_one_class(keyed):
+    result = keyed["result"]
+    assert_balanced(result)
+    assert result.label_map.labels == ("neg", keyed["nfc"], "pos")
+    labels = {row["text"]: row["label"] for row in keyed["published"]}
+    assert labels["zero width label"] == labels["control char label"] == "pos"
+    assert labels["byte order mark label"] == "neg"
+    assert result.dataset.manifest["label_policy"]["unicode"] == "NFC"
+
+
+def test_a_copy_with_an_empty_label_does_not_take_the_good_copy_down(keyed):
+    assert reasons_of(keyed, "a good copy") == ["empty_label"]
+    assert [row["label"] for row in keyed["published"] if row["text"] == "a good copy"] == ["pos"]
+
+
+def test_texts_the_tokenizer_cannot_tell_apart_conflict_and_repeat(keyed):
+    """MiniLM's normalizer lower-cases and strips accents: the checks compare folded texts."""
+    assert sorted(reasons_of(keyed, "Great Film") + reasons_of(keyed, "great film")) == ["conflicting_labels"] * 2
+    again = reasons_of(keyed, "Café Crème Again") + reasons_of(keyed, "cafe creme again")
+    assert again == ["duplicate"]
+    card = keyed["result"].dataset.manifest["data_card"]
+    assert card["cleaning"]["check_key"] == "folded by the tokenizer's normalizer"
+    by_reason = keyed["result"].counts["by_reason"]
+    assert by_reason["conflicting_labels"] == 2 and by_reason["duplicate"] == 61
+
+
+def test_policy_quarantines_do_not_count_against_the_gate(keyed):
+    """61 duplicates of 195 rows (31%) are above the 0.1 gate, and the run goes on:
+    duplicates come from source.deduplicate, a setting the user chose."""
+    result = keyed["result"]
+    assert result.counts["by_reason"]["duplicate"] / result.counts["input"] > 0.1
+    gate = result.dataset.manifest["data_card"]["cleaning"]["quarantine_gate"]
+    assert gate["defect_rows"] == 3 and gate["max_quarantined_fraction"] == 0.1  # empty label, the conflict
+
+
+def test_conflict_key_exact_compares_texts_as_written_and_keeps_the_split(spark, module_root):
+    rows = BASE + [("Great Film", "pos"), ("great film", "neg")]
+    cfg = config(source=src(), labels={"conflict_key": "exact"})
+    result = run_prepare(module_root, spark, cfg, spark.createDataFrame(rows, SCHEMA))
+    assert result.counts["quarantined"] == 0
+    assert result.dataset.manifest["data_card"]["cleaning"]["check_key"] == "exact"
+    # the split key is never folded: each row keeps the split of its text as written
+    splits = {row["text"]: row["split"] for row in published_rows(result)}
+    expected = {
+        row.text: row.split
+        for row in assign_split(
+            with_key(spark.createDataFrame(rows, SCHEMA).select(F.col("review").alias("text"))), SplitConfig()
+        ).collect()
+    }
+    assert splits == expected
+
+
+# ------------------------------------------------- reader modes, encodings, mojibake, types
+
+
+@pytest.mark.parametrize("mode", ["DROPMALFORMED", "failfast", "FailFast"])
+def test_a_reader_mode_that_drops_or_stops_is_refused(mode):
+    with pytest.raises(ConfigError) as caught:
+        config(source={"path": "/Volumes/main/ml/raw/x.csv", "options": {"mode": mode}})
+    message = str(caught.value)
+    assert "source.options" in message and "PERMISSIVE" in message and "malformed_row" in message
+    assert "Remove source.options.mode" in message
+
+
+def test_json_lines_of_two_types_and_a_broken_line(spark, module_root):
+    """JSON numbers in one file, strings in another, one line that is not JSON: Spark
+    reads the mixed column as string, the labels are unified, the broken line is counted."""
+    good = [json.dumps({"review": f"json review {i}", "sentiment": i % 2}) for i in range(30)]
+    strings = [json.dumps({"review": f"json string review {i}", "sentiment": f"{i % 2}.0"}) for i in range(30)]
+    folder = write_files(
+        module_root,
+        "json_types",
+        {"a.jsonl": "\n".join(good).encode() + b"\n", "b.jsonl": "\n".join([*strings, "{not json"]).encode() + b"\n"},
+    )
+    result = run_prepare(module_root, spark, config(source=src(path=folder, format="jsonl", table=None)))
+    assert_balanced(result)
+    assert result.counts["input"] == 61 and result.counts["by_reason"] == {"malformed_row": 1}
+    assert result.label_map.labels == ("0", "1")
+
+
+LATIN = ["café crème très bon", "déjà vu à la fenêtre", "naïve façon", "élève à l'hôtel", "noël où"]
+
+
+@pytest.fixture(scope="module")
+def latin1_csv(module_root):
+    rows = [(f"plain ascii review {i}", "pos" if i % 2 else "neg") for i in range(60)]
+    rows += [(f"{LATIN[i % 5]} {i}", "pos" if i % 2 else "neg") for i in range(20)]  # 25%: above the gate
+    return write_files(module_root, "latin1", {"reviews.csv": csv_bytes(rows, encoding="latin-1")})
+
+
+def test_a_latin1_file_fails_the_gate_naming_its_encoding(spark, module_root, latin1_csv):
+    cfg = config(source=src(path=latin1_csv, format="csv", table=None))
+    message = expect_error(
+        DataError,
+        lambda: run_prepare(module_root, spark, cfg),
+        "20 of 80 input rows (25.0%) are quarantined for data defects",
+        "more than source.max_quarantined_fraction 0.1",
+        "invalid_utf8_text: 20 rows, e.g. '",
+        "\ufffd",
+        "reviews.csv is not UTF-8",
+        "set source.options.encoding: ISO-8859-1",
+    )
+    assert "Traceback" not in message
+
+
+def test_below_the_gate_the_encoding_hint_is_a_warning_and_the_hint_works(spark, module_root, latin1_csv, capsys):
+    cfg = config(source=src(path=latin1_csv, format="csv", table=None, max_quarantined_fraction=0.5))
+    result = run_prepare(module_root, spark, cfg)
+    assert result.counts["by_reason"] == {"invalid_utf8_text": 20}
+    assert "warning: 20 rows quarantined as invalid_utf8_text" in capsys.readouterr().err
+    options = {"encoding": "ISO-8859-1"}  # what the hint says
+    fixed = run_prepare(
+        module_root, spark, config(source=src(path=latin1_csv, format="csv", table=None, options=options))
+    )
+    assert fixed.counts["quarantined"] == 0
+    assert any(LATIN[0] in row["text"] for row in published_rows(fixed))
+
+
+@pytest.mark.parametrize(
+    "python_name, java_name",
+    [
+        ("cp1252", "windows-1252"),
+        ("latin_1", "ISO-8859-1"),
+        ("iso8859_15", "ISO-8859-15"),
+        ("utf_8", "UTF-8"),
+        ("cp1251", "windows-1251"),
+        ("mac_roman", "x-MacRoman"),
+    ],
+)
+def test_python_codec_names_become_java_charset_names(python_name, java_name):
+    from lakefine.prep.diagnose import java_charset
+
+    assert java_charset(python_name) == java_name
+
+
+def test_cp1252_bytes_are_detected_as_windows_1252_from_a_compressed_file(tmp_path):
+    """Curly quotes and dashes (bytes 0x80-0x9F) exist in cp1252 only; the sample is
+    read from the decompressed stream."""
+    import bz2
+
+    from lakefine.prep.diagnose import detect_encoding, undecodable_sample
+
+    text = "\n".join(["plain line"] * 50 + [f"I can\u2019t \u2014 \u201cgreat\u201d caf\u00e9 {i}" for i in range(30)])
+    (tmp_path / "t.csv.bz2").write_bytes(bz2.compress(text.encode("cp1252")))
+    sample, _, lines = undecodable_sample(tmp_path)
+    assert lines == 30 and detect_encoding(sample) == "cp1252"
+
+
+MOJIBAKE_FILE_ROWS = [
+    ("the price was Â£5 and worth it", "fr\u00e9sh"),
+    ("cafÃ© au lait, a warm film", "fr\u00e9sh"),
+    ("donâ€™t bother with this one", "neg"),
+    ("Ã‰norme, ÃŸ and all", "fr\u00e9sh"),
+    ("Ã© Ω Ã© beyond repair", "neg"),  # ftfy cannot fix it whole: quarantined
+    ("a fine review", "frÃ©sh"),  # a label with mojibake: repaired like a text
+    ("a very long review " + "word " * 400, "neg"),  # 2,019 characters, cut at 500
+]
+
+
+@pytest.fixture(scope="module")
+def mojibake_csv(module_root):
+    rows = [(f"clean review {i}", "fr\u00e9sh" if i % 2 else "neg") for i in range(60)] + MOJIBAKE_FILE_ROWS
+    return write_files(module_root, "mojibake", {"reviews.csv": csv_bytes(rows)})
+
+
+def test_mojibake_is_repaired_by_default_and_what_ftfy_cannot_fix_is_quarantined(spark, module_root, mojibake_csv):
+    cfg = config(source=src(path=mojibake_csv, format="csv", table=None, max_text_chars=500))
+    result = run_prepare(module_root, spark, cfg)
+    assert_balanced(result)
+    assert result.counts["by_reason"] == {"mojibake_text": 1}
+    assert spark.read.parquet(result.quarantine_path).first()["text"] == "Ã© Ω Ã© beyond repair"  # as written
+    texts = {row["text"]: row["label"] for row in published_rows(result)}
+    assert {"the price was £5 and worth it", "café au lait, a warm film", "don’t bother with this one"} <= set(texts)
+    assert texts["Énorme, ß and all"] == texts["a fine review"] == "fr\u00e9sh"
+    cleaning = result.dataset.manifest["data_card"]["cleaning"]
+    assert cleaning["mojibake"] == "repair" and cleaning["repaired_rows"] == 5
+    assert cleaning["cut_texts"] == 1 and max(len(t) for t in texts) == 500
+
+
+def test_mojibake_quarantined_above_the_gate_names_the_repair(spark, module_root, mojibake_csv):
+    cfg = config(
+        source=src(path=mojibake_csv, format="csv", table=None, mojibake="quarantine", max_quarantined_fraction=0.05)
+    )
+    expect_error(
+        DataError,
+        lambda: run_prepare(module_root, spark, cfg),
+        "mojibake_text: 5 rows",
+        "set source.mojibake: repair",
+        "mojibake_label: 1 rows",
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed_parquet(module_root):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = module_root / "Volumes/main/ml/raw/mixed_parquet"
+    for name, labels in (
+        ("ints", pa.array([i % 2 for i in range(40)], pa.int64())),
+        ("strings", pa.array([f"{i % 2}.0" for i in range(40)])),
+    ):
+        (base / "scalars").mkdir(parents=True, exist_ok=True)
+        pq.write_table(
+            pa.table({"review": [f"{name} review {i}" for i in range(40)], "sentiment": labels}),
+            base / "scalars" / f"{name}.parquet",
+        )
+    (base / "structs").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"review": ["a", "b"], "sentiment": ["pos", "neg"]}), base / "structs/strings.parquet")
+    pq.write_table(pa.table({"review": ["c"], "sentiment": [{"value": "pos"}]}), base / "structs/structs.parquet")
+    return "/Volumes/main/ml/raw/mixed_parquet"
+
+
+def test_parquet_files_with_int_and_string_labels_are_read_as_one_type(spark, module_root, mixed_parquet):
+    cfg = config(source=src(path=f"{mixed_parquet}/scalars", format="parquet", table=None))
+    result = run_prepare(module_root, spark, cfg)
+    assert_balanced(result)
+    assert result.counts["used"] == 80 and result.label_map.labels == ("0", "1")
+
+
+def test_parquet_files_with_a_struct_and_a_string_column_are_one_clear_error(spark, module_root, mixed_parquet):
+    cfg = config(source=src(path=f"{mixed_parquet}/structs", format="parquet", table=None))
+    expect_error(
+        DataError,
+        lambda: run_prepare(module_root, spark, cfg),
+        "column 'sentiment' has the types string, struct<value: string> in different files",
+        "strings.parquet (string)",
+        "structs.parquet (struct<value: string>)",
+        "write the files with one type",
+    )
+
+
 # ------------------------------------------------------------------ one clear error each
 
 
@@ -488,15 +817,18 @@ def test_empty_file_is_one_clear_error(spark, root):
     )
 
 
-def test_every_row_quarantined_is_one_error_with_the_reasons(spark, root):
+@pytest.mark.parametrize("gate", [None, 1.0])
+def test_every_row_quarantined_is_one_error_with_the_reasons(spark, root, gate):
+    """Above the quarantine gate (default 0.1) the gate explains; with the gate open
+    (1.0) the check that no usable row is left still stops the run."""
     df = spark.createDataFrame([(f"text {i}", None) for i in range(10)], SCHEMA)
-    expect_error(
-        DataError,
-        lambda: prepare(config(source=src()), spark, df=df),
-        "no usable rows",
-        "10 null_label",
-        "check that source.text_column and source.label_column",
+    source = src() if gate is None else src(max_quarantined_fraction=gate)
+    fragments = (
+        ("10 of 10 input rows (100.0%)", "null_label: 10 rows, e.g. 'text", "source.label_column 'sentiment'")
+        if gate is None
+        else ("no usable rows", "10 null_label", "check that source.text_column and source.label_column")
     )
+    expect_error(DataError, lambda: prepare(config(source=source), spark, df=df), *fragments)
 
 
 @pytest.mark.parametrize(
@@ -559,3 +891,202 @@ def test_cli_run_with_an_empty_model_directory_names_model_name_or_path(cli_case
         "is an empty directory",
         "point model.name_or_path at a save_pretrained directory",
     )
+
+
+# ------------------------------------------------------------------ friendlier edges
+
+
+def test_the_predict_line_shows_a_command_that_runs_as_printed():
+    """`lakefine run` ends with "Predict: <command> predict ...": the command must work
+    pasted into a shell where the venv is not activated (a bare `lakefine` did not)."""
+    import shlex
+
+    from lakefine.cli import command
+
+    argv = shlex.split(command())
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"  # no venv on the PATH
+    result = subprocess.run([*argv, "predict", "--help"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "label and probabilities" in result.stdout or "--file" in result.stdout
+
+
+# ------------------------------------------- the sweep: CLI and job scripts, exit 2, clean stderr
+
+# Every bad-input fixture goes through `lakefine prepare` (cli.main) and the bundle's
+# prepare task (pipelines/jobs/prepare.py run as __main__); a dataset that is not one
+# through `lakefine train` and the finetune task (the evaluate task fails the same way,
+# after seconds of creating an MLflow store: left out). All of them run in ONE
+# subprocess (one JVM start instead of one per case): the runner points fd 2 at a file
+# per case, so each case's stderr is checked on its own; the JVM (and the Python
+# workers it forks) write to a file of their own, checked too. ~40-70 s in all here.
+SWEEP_RUNNER = r"""
+import json, os, runpy, sys, tempfile, time, traceback
+
+from lakefine import cli
+
+def run(kind, argv):
+    if kind == "cli":
+        return cli.main(argv)
+    sys.argv = [kind, *argv]
+    try:
+        runpy.run_path(kind, run_name="__main__")
+    except SystemExit as exit:
+        return exit.code
+    return 0
+
+def captured(call):
+    with tempfile.TemporaryFile() as out:
+        sys.stdout.flush(); sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            code = call()
+        except BaseException:
+            traceback.print_exc()
+            code = "crashed"
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        return code, out.read().decode(errors="replace")
+
+cases, jvm_log = json.loads(sys.argv[1]), sys.argv[2]
+from lakefine.prep.session import get_spark
+with open(jvm_log, "wb") as log:  # the JVM keeps this file as its stderr
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)
+    get_spark("local[2]")
+    os.dup2(saved, 2)
+results = {}
+for case, kind, argv in cases:
+    started = time.perf_counter()
+    code, stderr = captured(lambda: run(kind, argv))
+    results[case] = {"code": code, "stderr": stderr, "seconds": round(time.perf_counter() - started, 2)}
+print(json.dumps(results))
+"""
+
+SWEEP_CASES = {
+    # name: (source section or None for smoke.yaml as it is, overrides, expected fragments)
+    "latin1": (
+        {"path": "/Volumes/main/ml/raw/latin1/reviews.csv"},
+        [],
+        ["invalid_utf8_text: 20 rows", "set source.options.encoding: ISO-8859-1"],
+    ),
+    "mojibake": (
+        {"path": "/Volumes/main/ml/raw/mojibake/reviews.csv", "mojibake": "quarantine"},
+        ["source.max_quarantined_fraction=0.05"],
+        ["mojibake_text: 5 rows", "set source.mojibake: repair"],
+    ),
+    "malformed": (
+        {"path": "/Volumes/main/ml/raw/malformed/reviews.csv"},
+        [],
+        ["malformed_row: 12 rows", "check sep, quote, escape and multiLine"],
+    ),
+    "mixed_parquet": (
+        {"path": "/Volumes/main/ml/raw/structs", "format": "parquet"},
+        [],
+        ["column 'sentiment' has the types string, struct<value: string>"],
+    ),
+    "one_class": ({"path": "/Volumes/main/ml/raw/one_class/reviews.csv"}, [], ["only one class ('pos')"]),
+    "empty_file": ({"path": "/Volumes/main/ml/raw/empty/reviews.csv"}, [], ["the files are empty"]),
+    "missing_column": (
+        {"path": "/Volumes/main/ml/raw/one_class/reviews.csv", "label_column": "sentimnet"},
+        [],
+        ["Did you mean 'sentiment'?"],
+    ),
+    "drop_malformed": (
+        {"path": "/Volumes/main/ml/raw/malformed/reviews.csv", "options": {"mode": "DROPMALFORMED"}},
+        [],
+        ["source.options", "Remove source.options.mode"],
+    ),
+    # smoke.yaml, whose bundled data is not staged here (MiniLM: its tokenizer is in a package)
+    "missing_bundled_source": (None, ["model.name_or_path=minilm"], ["`lakefine stage-data rotten_tomatoes`"]),
+}
+
+
+JOBS = {name: str(REPO / f"pipelines/jobs/{name}.py") for name in ("prepare", "finetune")}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sweep")
+    root = base / "root"
+    latin = [(f"plain ascii review {i}", "pos" if i % 2 else "neg") for i in range(60)]
+    latin += [(f"{LATIN[i % 5]} {i}", "pos" if i % 2 else "neg") for i in range(20)]
+    write_files(root, "latin1", {"reviews.csv": csv_bytes(latin, encoding="latin-1")})
+    clean = [(f"clean review {i}", "fr\u00e9sh" if i % 2 else "neg") for i in range(60)]
+    write_files(root, "mojibake", {"reviews.csv": csv_bytes(clean + MOJIBAKE_FILE_ROWS)})
+    lines = [f"review {i},{'pos' if i % 2 else 'neg'}".encode() for i in range(60)]
+    lines += [f"too,many,fields,{i}".encode() for i in range(12)]
+    write_files(root, "malformed", {"reviews.csv": b"\n".join([b"review,sentiment", *lines]) + b"\n"})
+    write_files(root, "one_class", {"reviews.csv": csv_bytes([(f"only {i}", "pos") for i in range(30)])})
+    write_files(root, "empty", {"reviews.csv": b""})
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (root / "Volumes/main/ml/raw/structs").mkdir(parents=True)
+    pq.write_table(pa.table({"review": ["a"], "sentiment": ["pos"]}), root / "Volumes/main/ml/raw/structs/a.parquet")
+    pq.write_table(
+        pa.table({"review": ["b"], "sentiment": [{"value": "pos"}]}), root / "Volumes/main/ml/raw/structs/b.parquet"
+    )
+    cases = []
+    for name, (source, overrides, _) in SWEEP_CASES.items():
+        if source is None:
+            pipeline = SMOKE
+        else:
+            pipeline = base / f"{name}.yaml"
+            full = {"text_column": "review", "label_column": "sentiment", **source}
+            pipeline.write_text(json.dumps({"name": name, "source": full, "model": {"name_or_path": "minilm"}}))
+        cases.append((f"{name}|cli", "cli", ["prepare", str(pipeline), *overrides]))
+        cases.append((f"{name}|jobs/prepare.py", JOBS["prepare"], ["--pipeline", str(pipeline), *overrides]))
+    not_a_dataset = base / "not-a-dataset"
+    not_a_dataset.mkdir()
+    cases.append(("no_dataset|cli", "cli", ["train", SMOKE, "--dataset", str(not_a_dataset)]))
+    cases.append(
+        ("no_dataset|jobs/finetune.py", JOBS["finetune"], ["--pipeline", SMOKE, "--dataset", str(not_a_dataset)])
+    )
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    jvm_log = base / "jvm.log"
+    finished = subprocess.run(
+        [sys.executable, "-c", SWEEP_RUNNER, json.dumps(cases), str(jvm_log)],
+        env=env,
+        cwd=base,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    results = json.loads(finished.stdout.strip().splitlines()[-1])
+    print("sweep seconds per case:", {case: result["seconds"] for case, result in results.items()})
+    return results, jvm_log.read_text(errors="replace")
+
+
+SWEEP_IDS = [
+    *[f"{name}|{entry}" for name in SWEEP_CASES for entry in ("cli", "jobs/prepare.py")],
+    "no_dataset|cli",
+    "no_dataset|jobs/finetune.py",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SWEEP_IDS)
+def test_every_bad_input_exits_2_with_one_clear_message(sweep, case):
+    results, _ = sweep
+    name, entry = case.split("|")
+    result = results[case]
+    stderr = result["stderr"]
+    assert result["code"] == 2, stderr[-3000:]
+    assert "Traceback" not in stderr and "Py4J" not in stderr, stderr[-3000:]
+    assert stderr.count("lakefine: error:") == 1
+    expected = SWEEP_CASES[name][2] if name in SWEEP_CASES else ["is not a complete published dataset"]
+    for fragment in expected:
+        assert fragment in stderr, f"{fragment!r} not in: {stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_the_sweep_jvm_and_its_python_workers_printed_no_traceback(sweep):
+    _, jvm = sweep
+    assert "Traceback" not in jvm and "Py4J" not in jvm, jvm[-3000:]

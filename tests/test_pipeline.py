@@ -55,7 +55,10 @@ def test_run_tracks_registers_and_reports(smoke_run, smoke_root):
     assert prepared["labels"] == ["fresh", "rotten"]
     assert sum(prepared["splits"].values()) == rows["used"]
     assert 0.0 <= trained["metrics"]["test_accuracy"] <= 1.0
-    assert "Predict: lakefine predict" in stderr and "Traceback" not in stderr
+    from lakefine.cli import command  # the console script next to this interpreter: .venv/bin/lakefine
+
+    assert f"Predict: {command()} predict models:/smoke_classifier@challenger" in stderr  # runs as printed
+    assert "Traceback" not in stderr
 
     mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
     run = mlflow.get_run(trained["run_id"])

@@ -72,6 +72,7 @@ class FakeWorkspace(ThreadingHTTPServer):
         self.grants: dict[tuple[str, str], dict[str, list[str]]] = {}
         self.existing: set[tuple[str, str]] | None = None  # None: every securable exists
         self.denied: set[tuple[str, str]] = set()  # securables whose permissions are unreadable
+        self.echo_credentials = False  # a 403 that quotes the request's Authorization header
         self.requests: list[tuple[str, dict, dict]] = []  # (path, query, headers)
 
     @property
@@ -140,7 +141,12 @@ class _Handler(BaseHTTPRequestHandler):
                 403,
                 {
                     "error_code": "PERMISSION_DENIED",
-                    "message": f"User does not have USE CATALOG on Catalog '{full_name.split('.')[0]}'.",
+                    "message": f"User does not have USE CATALOG on Catalog '{full_name.split('.')[0]}'."
+                    + (
+                        f" (request: Authorization: {self.headers.get('Authorization')})"
+                        if self.server.echo_credentials
+                        else ""
+                    ),
                 },
             )
             return
@@ -348,3 +354,21 @@ def test_local_preflight_never_touches_the_network(workspace, monkeypatch):
     assert preflight(CONFIG) == "skipped: local mode"
     assert time.perf_counter() - started < 1.0
     assert workspace.requests == []
+
+
+def test_sdk_error_text_that_quotes_the_token_is_redacted(workspace):
+    """A server (or proxy) whose error text quotes the request: the PrivilegeError shows
+    the server's reason, never the token the SDK sent."""
+    token = "dapi" + "0123456789abcdef" * 2
+    everything_but_ml = {k: v for k, v in EVERYTHING.items() if k[1].split(".")[0] != "ml"}
+    workspace.grant(USER, everything_but_ml)
+    workspace.denied = {("SCHEMA", "ml.models")}
+    workspace.echo_credentials = True
+    client = WorkspaceClient(
+        config=Config(host=workspace.host, token=token, retry_timeout_seconds=5, http_timeout_seconds=5)
+    )
+    with pytest.raises(PrivilegeError) as caught:
+        check_privileges(client, CONFIG)
+    message = str(caught.value)
+    assert "User does not have USE CATALOG on Catalog 'ml'" in message and "Authorization: Bearer ***" in message
+    assert token not in message and token[4:] not in message

@@ -1,8 +1,11 @@
 """Secrets stay out of configs and out of everything a run writes.
 
 A pipeline file (or an override) that holds a token is refused: configs are logged to
-MLflow as params. And a Databricks token planted in the environment, as a job would
-have it, must not show up in any output of a real end-to-end run."""
+MLflow as params. Every message, log line, param and tag goes through one redaction
+helper (``lakefine.core.redact``): tokens and URI credentials in strings, lists and
+nested dicts, on the success and the error paths. And a Databricks token planted in
+the environment, as a job would have it, plus ``user:password@`` in the tracking URI,
+must not show up in any output of a real end-to-end run against a real server."""
 
 from __future__ import annotations
 
@@ -79,6 +82,110 @@ def test_ordinary_values_are_not_mistaken_for_secrets():
     assert config.tracking.tracking_uri == "http://127.0.0.1:5000"
 
 
+# ---------------------------------------------------------------- the redaction helper
+
+HF_TOKEN = "hf_" + hashlib.sha256(TOKEN.encode()).hexdigest()[:34]
+PASSWORD = "pw" + hashlib.sha256(HF_TOKEN.encode()).hexdigest()[:14]
+
+
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        (f"http://lakefine:{PASSWORD}@127.0.0.1:5000/api", "http://***@127.0.0.1:5000/api"),
+        (f"https://token:{TOKEN}@dbc-1.cloud.databricks.com", "https://***@dbc-1.cloud.databricks.com"),
+        (f"error from {TOKEN}-2 here", "error from *** here"),
+        (f"login with {HF_TOKEN}", "login with ***"),
+        (f"Authorization: Bearer {PASSWORD}", "Authorization: Bearer ***"),
+        (f"GET /api?token={PASSWORD}&x=1", "GET /api?token=***&x=1"),  # the SDK's debug text
+        (f'{{"password": "{PASSWORD}", "n": 1}}', '{"password": "***", "n": 1}'),
+        ("http://user@host/x, dapi-like-name, hf_model, tokens p50/p99", None),  # nothing to mask
+        ("tracking.token: secrets must not be written in a pipeline file", None),
+    ],
+    ids=["uri-password", "uri-token", "dapi", "hf", "bearer", "query", "json", "ordinary", "prose"],
+)
+def test_redact_masks_credentials_in_text(text, kept):
+    from lakefine.core.redact import contains_secret, redact
+
+    assert redact(text) == (kept if kept is not None else text)
+    assert contains_secret(text) is (kept is not None)
+
+
+def test_redact_walks_lists_nested_dicts_and_stops_at_a_cycle():
+    from lakefine.core.redact import redact
+
+    value = {"options": {"paths": ["a", {"auth": f"Bearer {TOKEN}"}], TOKEN: (HF_TOKEN, 3)}}
+    assert redact(value) == {"options": {"paths": ["a", {"auth": "Bearer ***"}], "***": ("***", 3)}}
+    loop: list = [f"x {TOKEN}"]
+    loop.append(loop)  # a YAML alias that contains itself
+    assert redact(loop) == ["x ***", "***"]
+
+
+def test_an_hf_token_inside_a_list_is_refused_and_not_echoed():
+    raw = {**_base(), "source": {**_base()["source"], "options": {"headers": ["a", f"Bearer {HF_TOKEN}"]}}}
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(raw)
+    assert error.value.problems[0].startswith("source.options.headers[1]: looks like a credential")
+    assert HF_TOKEN not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "hub",
+    [HF_TOKEN, [HF_TOKEN], {"name": {"user": "me", "header": "anything at all"}}],
+    ids=["string", "list", "mapping-for-a-string"],
+)
+def test_a_bad_hub_section_never_echoes_its_value(hub):
+    with pytest.raises(ConfigError) as error:
+        config_from_dict({"name": "t", "source": {"hub": hub}})
+    message = str(error.value)
+    assert "source.hub" in message
+    assert HF_TOKEN not in message and "anything at all" not in message
+
+
+def test_credentials_in_an_unreachable_tracking_uri_are_not_printed(local_root):
+    from test_tracking_resilience import free_port
+
+    uri = f"http://lakefine:{PASSWORD}@127.0.0.1:{free_port()}"
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root), "MLFLOW_TRACKING_URI": uri}
+    result = subprocess.run(
+        [sys.executable, "-m", "lakefine.cli", "run", SMOKE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "MLflow tracking server http://***@127.0.0.1:" in result.stderr and "unreachable" in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_health_check_sends_uri_credentials_as_basic_auth():
+    """urllib took "user:password@host" for a host name: a reachable server with
+    credentials in the URI was reported unreachable."""
+    import base64
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from lakefine.tracking.client import check_reachable
+
+    expected = "Basic " + base64.b64encode(f"lakefine:{PASSWORD}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.headers.get("Authorization") == expected else 401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        check_reachable(f"http://lakefine:{PASSWORD}@127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_token_given_as_an_override_is_refused_by_the_cli(local_root):
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -145,22 +252,30 @@ class _Scanner(threading.Thread):
 
 
 @pytest.mark.slow
-def test_a_databricks_token_in_the_environment_appears_in_no_output(local_root, tmp_path):
-    scratch, home, tmp, cwd = (tmp_path / d for d in ("scratch", "home", "tmp", "cwd"))
-    for d in (scratch, home, tmp, cwd):
+def test_a_databricks_token_and_tracking_credentials_appear_in_no_output(local_root, tmp_path):
+    """A real run against a real ``mlflow server`` whose URI carries ``user:password@``,
+    with a Databricks token planted in the environment: neither appears in stdout,
+    stderr (MLflow's own "View run at" line included), any file written, nor any param
+    or tag on the server."""
+    from test_tracking_resilience import MlflowServer, free_port
+
+    scratch, home, tmp, cwd, store = (tmp_path / d for d in ("scratch", "home", "tmp", "cwd", "server"))
+    for d in (scratch, home, tmp, cwd, store):
         d.mkdir()
+    server = MlflowServer(store, free_port())
+    server.start()
     env = {
         **os.environ,
         "LAKEFINE_LOCAL_ROOT": str(local_root),
         "DATABRICKS_TOKEN": TOKEN,
         "DATABRICKS_HOST": "https://dbc-00000000-0000.cloud.databricks.com",
+        "MLFLOW_TRACKING_URI": server.uri.replace("http://", f"http://lakefine:{PASSWORD}@"),
         # anything written to the home directory or temp files is scanned too
         "HOME": str(home),
         "TMPDIR": str(tmp),
     }
-    env.pop("MLFLOW_TRACKING_URI", None)  # the sqlite store under the local root
     env.pop("DATABRICKS_RUNTIME_VERSION", None)
-    needles = [TOKEN.encode(), TOKEN[4:].encode()]  # also the bare hex part
+    needles = [TOKEN.encode(), TOKEN[4:].encode(), PASSWORD.encode()]  # also the bare hex part
     scanner = _Scanner(tmp_path, needles)
     scanner.start()
     try:
@@ -174,30 +289,32 @@ def test_a_databricks_token_in_the_environment_appears_in_no_output(local_root, 
         )
     finally:
         scanner.finish()
+        server.stop()
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads(result.stdout)
     run_id = summary["train"]["run_id"]
 
-    assert TOKEN[4:] not in result.stdout + result.stderr
+    assert TOKEN[4:] not in result.stdout + result.stderr and PASSWORD not in result.stdout + result.stderr
+    assert f"train: MLflow run {run_id}" in result.stderr and "(http://***@127.0.0.1:" in result.stderr
 
     # the run really wrote what we scan: dataset, store, artifacts, model, checkpoints
     dataset = Path(summary["prepare"]["dataset"])
     assert (dataset / "manifest.json").is_file() and list(dataset.rglob("*.arrow"))
-    assert (local_root / "mlflow.db").is_file() and list((local_root / "mlartifacts").rglob("MLmodel"))
+    assert (store / "db.sqlite").is_file() and list((store / "art").rglob("MLmodel"))
     assert (Path(summary["train"]["model_dir"]) / "config.json").is_file()
     checkpoint_files = {Path(p).name for p in scanner.scanned if "/checkpoint-" in p}
     assert {"training_args.bin", "trainer_state.json", "model.safetensors"} <= checkpoint_files
-    assert str(local_root / "mlflow.db") in scanner.scanned
+    assert str(store / "db.sqlite") in scanner.scanned
     assert sorted(scanner.hits) == []
     # the scan does find what is there: the run id is in the store's bytes
-    control = _Scanner(local_root, [run_id.encode()])
+    control = _Scanner(store, [run_id.encode()])
     control.scan()
-    assert str(local_root / "mlflow.db") in control.hits
+    assert str(store / "db.sqlite") in control.hits
 
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{local_root / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'db.sqlite'}")  # the server's store, read directly
     run = client.get_run(run_id)
     assert run.data.params and run.data.tags
     logged = {**run.data.params, **run.data.tags}
@@ -208,6 +325,6 @@ def test_a_databricks_token_in_the_environment_appears_in_no_output(local_root, 
     for model in client.search_logged_models(experiment_ids=[run.info.experiment_id]):
         logged.update({f"model.{k}": v for k, v in (model.params or {}).items()})
         logged.update({f"model.{k}": v for k, v in (model.tags or {}).items()})
-    leaked = {k: v for k, v in logged.items() if TOKEN[4:] in f"{k}={v}"}
+    leaked = {k: v for k, v in logged.items() if TOKEN[4:] in f"{k}={v}" or PASSWORD in f"{k}={v}"}
     assert leaked == {}
     assert mlflow.active_run() is None

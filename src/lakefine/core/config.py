@@ -32,6 +32,7 @@ from pydantic import (
 
 from lakefine.core.errors import ConfigError
 from lakefine.core.paths import parse_volume_path
+from lakefine.core.redact import contains_secret
 
 Task = Literal["classification", "pair_classification", "multi_label", "seq2seq"]
 TASKS: tuple[str, ...] = typing.get_args(Task)
@@ -94,7 +95,28 @@ class SourceConfig(_Model):
     label_column: str = "label"
     id_column: str | None = None
     deduplicate: bool = Field(
-        False, description="Quarantine exact repeats of (text, text_pair, label) beyond the first (reason duplicate)"
+        False,
+        description="Quarantine repeats of (text, text_pair, label) beyond the first (reason duplicate);"
+        " texts are compared with the key labels.conflict_key decides",
+    )
+    mojibake: Literal["repair", "quarantine", "keep"] = Field(
+        "repair",
+        description="Text decoded with the wrong codec upstream ('Ã©' for 'é'): repair it with ftfy"
+        " (rows it cannot fix are quarantined), quarantine it (reason mojibake_<column>), or keep it as is",
+    )
+    max_text_chars: int = Field(
+        100_000,
+        ge=1,
+        description="Texts longer than this (characters, after whitespace is collapsed) are cut to it"
+        " before tokenization, and counted (data card: cut_texts)",
+    )
+    max_quarantined_fraction: Number = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="prepare fails when more than this fraction of the input rows is quarantined for"
+        " data defects (null/empty/undecodable/mojibake/malformed/conflicting); duplicate, rare_label"
+        " and label_not_in_train come from your own settings and do not count",
     )
 
     @field_validator("table")
@@ -110,6 +132,20 @@ class SourceConfig(_Model):
         if fmt and fmt not in FILE_FORMATS:
             raise ValueError(f"{_shown(fmt)} is not one of {', '.join(FILE_FORMATS)}")
         return fmt
+
+    @field_validator("options")
+    @classmethod
+    def _permissive_only(cls, options: dict) -> dict:
+        for key, value in options.items():
+            if str(key).lower() == "mode" and str(value).upper() != "PERMISSIVE":
+                raise ValueError(
+                    f"{_shown(value)}: lakefine always reads CSV and JSON in PERMISSIVE mode with the"
+                    " corrupt-record column, so a line that cannot be parsed is counted and quarantined"
+                    " (reason malformed_row, the raw line kept); DROPMALFORMED would drop such lines"
+                    " from the input count without a trace, FAILFAST would stop at the first with a"
+                    " Spark error. Remove source.options.mode"
+                )
+        return options
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> SourceConfig:
@@ -138,6 +174,13 @@ class LabelConfig(_Model):
         ' so "Spam", "spam " and "SPAM" become one class',
     )
     min_count: int = Field(1, ge=1, description="Classes with fewer rows are quarantined (reason: rare_label)")
+    conflict_key: Literal["auto", "folded", "exact"] = Field(
+        "auto",
+        description="How texts are compared by the conflicting-label and duplicate checks: 'folded' as"
+        " the tokenizer's normalizer sees them (MiniLM's lower-cases and strips accents, so 'Great Film'"
+        " and 'great film' are one text to the model), 'exact' as written; 'auto': folded when the"
+        " tokenizer folds case or accents. The split key is never folded",
+    )
     threshold: Number = Field(
         0.5, gt=0, lt=1, description="multi_label: a label is predicted when its sigmoid probability is at least this"
     )
@@ -462,10 +505,12 @@ def _inline_secrets(
                 f"{where}: secrets must not be written in a pipeline file (configs are"
                 " logged to MLflow); set DATABRICKS_TOKEN or use a Databricks config profile"
             )
-        elif isinstance(item, str) and TOKEN_PATTERN.search(item):
+        elif isinstance(item, str) and contains_secret(item):
+            what = "a Databricks token" if TOKEN_PATTERN.search(item) else "a credential (a token or a password)"
             problems.append(
-                f"{where}: looks like a Databricks token; never put tokens in a pipeline"
-                " file: set DATABRICKS_TOKEN or use a Databricks config profile"
+                f"{where}: looks like {what}; never put secrets in a pipeline"
+                " file: set DATABRICKS_TOKEN (or MLFLOW_TRACKING_USERNAME/PASSWORD, HF_TOKEN)"
+                " or use a Databricks config profile"
             )
     return problems
 
@@ -528,8 +573,13 @@ def _bounds(field: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A value for a message: never echo something that looks like a token."""
-    return "a value that looks like a token" if TOKEN_PATTERN.search(str(value)) else repr(value)
+    """A value for a message: never echo something that looks like a token, nor a whole
+    mapping or list (it may hold one under a name no rule knows)."""
+    if isinstance(value, dict):
+        return f"a mapping with {len(value)} key{'s' if len(value) != 1 else ''}"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)}"
+    return "a value that looks like a token" if contains_secret(value) else repr(value)
 
 
 def _type_name(hint: Any) -> str:

@@ -6,11 +6,17 @@ reach a user as a raw Python or JVM traceback.
 
 from __future__ import annotations
 
+from lakefine.core.redact import redact_text
+
 
 class LakefineError(Exception):
-    """Base class: an error the user can act on."""
+    """Base class: an error the user can act on. Its text never carries a credential:
+    a URI's ``user:password@``, a token (see ``lakefine.core.redact``) is masked."""
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        return redact_text(super().__str__())
 
 
 class ConfigError(LakefineError):

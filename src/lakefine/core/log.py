@@ -1,11 +1,13 @@
 """Progress output and message helpers: one prefixed line per step, to stderr so
-``--json`` stdout stays clean."""
+``--json`` stdout stays clean. Both redact credentials (``lakefine.core.redact``)."""
 
 import sys
 
+from lakefine.core.redact import redact_text
+
 
 def say(message: str) -> None:
-    print(f"[lakefine] {message}", file=sys.stderr, flush=True)
+    print(f"[lakefine] {redact_text(message)}", file=sys.stderr, flush=True)
 
 
 def first_line(error: BaseException | str, limit: int = 200) -> str:
@@ -13,4 +15,4 @@ def first_line(error: BaseException | str, limit: int = 200) -> str:
     characters: library errors carry pages of context a user should not have to read."""
     text = str(error).strip()
     line = text.splitlines()[0] if text else (type(error).__name__ if isinstance(error, BaseException) else "")
-    return line[:limit]
+    return redact_text(line)[:limit]

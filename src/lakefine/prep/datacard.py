@@ -36,6 +36,28 @@ def fast_tokenizer(path: str) -> Tokenizer:
     return tokenizer
 
 
+FOLD_PROBE = "Great Film Été"
+
+
+def tokenizer_folds(tokenizer_path: str) -> bool:
+    """True when the tokenizer's normalizer folds case or accents (BERT uncased: MiniLM
+    lower-cases and strips accents), i.e. the model cannot tell such texts apart."""
+    normalizer = fast_tokenizer(tokenizer_path).normalizer
+    return normalizer is not None and normalizer.normalize_str(FOLD_PROBE) != FOLD_PROBE
+
+
+def folded(tokenizer_path: str):
+    """A Column -> Column function: the text as the tokenizer's normalizer sees it
+    (a pandas_udf; the tokenizer is loaded once per Python worker)."""
+
+    @F.pandas_udf("string")
+    def fold(texts: pd.Series) -> pd.Series:
+        normalizer = fast_tokenizer(tokenizer_path).normalizer
+        return texts.map(normalizer.normalize_str, na_action="ignore")
+
+    return fold
+
+
 def token_lengths(df: DataFrame, tokenizer_path: str) -> DataFrame:
     """Add ``n_tokens`` (special tokens included) with a pandas_udf."""
 
@@ -105,8 +127,10 @@ def choose_max_length(percentiles: dict[str, int], model_max: int) -> int:
 
 
 def duplicate_stats(df: DataFrame) -> dict[str, int]:
-    """Rows that repeat a key, and keys that appear in more than one split (leakage)."""
-    per_key = df.groupBy("key").agg(F.count("*").alias("rows"), F.countDistinct("split").alias("splits"))
+    """Rows that repeat a check key (the text as the duplicate check compares it), and
+    such keys that appear in more than one split (leakage the model can see)."""
+    key = "check_key" if "check_key" in df.columns else "key"
+    per_key = df.groupBy(key).agg(F.count("*").alias("rows"), F.countDistinct("split").alias("splits"))
     row = per_key.agg(
         F.sum(F.when(F.col("rows") > 1, F.col("rows") - 1).otherwise(0)).alias("duplicate_rows"),
         F.sum(F.when(F.col("splits") > 1, 1).otherwise(0)).alias("keys_in_several_splits"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import ClassLabel, Features, List, Value
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakefine.core import assets, paths
@@ -33,16 +33,26 @@ from lakefine.core.dataset import (
 )
 from lakefine.core.errors import DataError, HandoffError, LakefineError, TrainingError
 from lakefine.core.files import write_failure
-from lakefine.core.labels import LabelMap, case_variants
+from lakefine.core.labels import LABEL_POLICY, NUMBER_PATTERN, LabelMap, case_variants, numeric_spellings
 from lakefine.core.log import first_line, say
 from lakefine.core.model_files import model_max_length
 from lakefine.core.session import session_kind
-from lakefine.prep import datacard
-from lakefine.prep.clean import mark_unusable, to_canonical, with_key
+from lakefine.prep import datacard, diagnose
+from lakefine.prep.clean import (
+    FLAGS,
+    fix_mojibake,
+    label_strings,
+    mark_unusable,
+    quarantine_conflicts,
+    quarantine_duplicates,
+    to_canonical,
+    unify_numeric_labels,
+    with_key,
+)
 from lakefine.prep.label_ids import apply_label_ids, apply_multi_hot
 from lakefine.prep.publish import publish
 from lakefine.prep.session import get_spark
-from lakefine.prep.sources import read_source, require_columns
+from lakefine.prep.sources import check_source_exists, read_source, require_columns
 from lakefine.prep.split import assign_split
 from lakefine.prep.versions import source_version
 
@@ -80,6 +90,7 @@ class Labelled:
     used: DataFrame
     split_rows: dict[str, int]
     label_counts: dict
+    cleaning: dict = field(default_factory=dict)  # what cleaning did and by which policy (data card)
 
 
 @contextmanager
@@ -119,21 +130,26 @@ def prepare(config: PipelineConfig, spark=None, df: DataFrame | None = None) -> 
         say(f"prepare: cache hit {known.path} (source version unchanged, no Spark job)")
         point_to(datasets_root(config), known)
         return _result_from_manifest(known, timings)
+    if df is None:
+        check_source_exists(config.source, config.runtime)  # a missing file fails before Spark starts
     spark = session()
 
     stage = time.perf_counter()
     raw = df if df is not None else read_source(spark, config.source, config.runtime)
-    rows = usable_rows(config, raw).persist()
+    rows, cleaning = usable_rows(config, raw, model_dir)
+    rows = rows.persist()
     try:
-        result = _prepare_rows(config, spark, rows, timings, model_dir, source_key)
+        result = _prepare_rows(config, spark, rows, cleaning, timings, model_dir, source_key)
     finally:
         rows.unpersist()
     timings["prepare_total"] = time.perf_counter() - stage
     return dataclasses.replace(result, timings=timings)
 
 
-def usable_rows(config: PipelineConfig, raw: DataFrame) -> DataFrame:
-    """Canonical columns, a ``reason`` for every unusable row, the key and the split."""
+def usable_rows(config: PipelineConfig, raw: DataFrame, model_dir: str | None = None) -> tuple[DataFrame, dict]:
+    """Canonical columns, a ``reason`` for every unusable row, the keys and the split;
+    and what the cleaning decided (for the data card). One small Spark job decides
+    whether every label is a number (then their spellings are unified)."""
     src = config.source
     require_columns(
         raw,
@@ -145,18 +161,50 @@ def usable_rows(config: PipelineConfig, raw: DataFrame) -> DataFrame:
         },
         arrays_ok=("source.label_column",) if config.task == "multi_label" else (),
     )
-    rows = assign_split(with_key(mark_unusable(to_canonical(raw, src, config.task), config.labels)), config.split)
+    canonical = to_canonical(raw, src, config.task)
+    rows = mark_unusable(fix_mojibake(canonical, src.mojibake, config.task), config.labels, src.mojibake)
+    spellings = {} if config.task == "seq2seq" else numeric_spellings(_label_values(label_strings(raw, src)))
+    folds = config.labels.conflict_key == "folded" or (
+        config.labels.conflict_key == "auto" and model_dir is not None and datacard.tokenizer_folds(model_dir)
+    )
+    fold = datacard.folded(model_dir) if folds and model_dir is not None else None
+    rows = assign_split(with_key(unify_numeric_labels(rows, spellings), fold=fold), config.split)
     if src.deduplicate:
-        rows = _quarantine_duplicates(rows)
-    return _quarantine_conflicts(rows)
+        rows = quarantine_duplicates(rows)
+    cleaning = {
+        "label_policy": {**LABEL_POLICY, "case": config.labels.case} if config.task != "seq2seq" else None,
+        "numeric_labels_unified": spellings,
+        "check_key": "folded by the tokenizer's normalizer" if fold is not None else "exact",
+        "mojibake": src.mojibake,
+        "max_text_chars": src.max_text_chars,
+    }
+    return quarantine_conflicts(rows), cleaning
+
+
+def _label_values(labels: DataFrame) -> list[str]:
+    """The distinct labels when every one of them is a number; else one non-number
+    (enough for ``numeric_spellings`` to leave the labels alone), from a job that stops
+    at the first one: string labels cost almost nothing here."""
+    not_numeric = labels.where(~F.col("label").rlike(NUMBER_PATTERN)).limit(1).collect()
+    if not_numeric:
+        return [not_numeric[0]["label"]]
+    return [row["label"] for row in labels.distinct().collect()]
 
 
 def _prepare_rows(
-    config: PipelineConfig, spark, rows: DataFrame, timings: dict, model_dir: str, source_key: str | None
+    config: PipelineConfig,
+    spark,
+    rows: DataFrame,
+    cleaning: dict,
+    timings: dict,
+    model_dir: str,
+    source_key: str | None,
 ) -> PrepareResult:
     with timed(timings, "discover_labels"):
-        input_rows, usable_counts, by_reason = count_rows(config, rows)
+        input_rows, usable_counts, by_reason, flags = count_rows(config, rows)
+        gate = diagnose.check_quarantine(config, rows, input_rows, by_reason)  # before the label policy's reasons
         labelled = apply_label_policy(config, rows, usable_counts, by_reason)  # adds its reasons
+        labelled = dataclasses.replace(labelled, cleaning={**cleaning, **flags, "quarantine_gate": gate})
     counts = {
         "input": input_rows,
         "used": input_rows - sum(by_reason.values()),
@@ -186,12 +234,13 @@ def _prepare_rows(
         f" quarantined {counts['by_reason'] or ''}; labels {_shown(labelled.label_map)};"
         f" tokens p50/p99/max {card['token_lengths']['p50']}/{card['token_lengths']['p99']}"
         f"/{card['token_lengths']['p100']} -> max_length {lengths['max_length']}"
-        f" ({card['truncated_rows']:,} training texts longer: truncated)"
+        f" ({card['truncated_rows']:,} training texts longer: truncated)" + _cleaning_note(labelled.cleaning)
     )
 
     with timed(timings, "handoff"), volume_writes(root, cleanup=[quarantine_dir]):
         if quarantine:
-            labelled.rows.where(F.col("reason").isNotNull()).drop("key").write.mode("overwrite").parquet(quarantine)
+            quarantined = labelled.rows.where(F.col("reason").isNotNull())
+            quarantined.drop("key", "check_key", *FLAGS).write.mode("overwrite").parquet(quarantine)
         published, method = _publish(
             config,
             spark,
@@ -208,6 +257,7 @@ def _prepare_rows(
                 "data_card": card,
                 "source_key": source_key,
                 "settings": dataset_settings(config, model_dir),  # in clear: train checks its config against it
+                "label_policy": labelled.cleaning.get("label_policy"),
             },
         )
         point_to(root, published)  # before pruning: the pointed version is kept
@@ -221,10 +271,18 @@ def _prepare_rows(
 # ---------------------------------------------------------------- counts and policy
 
 
-def count_rows(config: PipelineConfig, rows: DataFrame) -> tuple[int, dict, dict]:
-    """One groupBy gives the label discovery, the per-split counts and the reasons:
-    input rows, ``{label: {split: rows}}`` of usable rows, ``{reason: rows}``."""
-    grouped = rows.groupBy("reason", "label", "split").count().collect()
+def count_rows(config: PipelineConfig, rows: DataFrame) -> tuple[int, dict, dict, dict]:
+    """One groupBy gives the label discovery, the per-split counts, the reasons and the
+    cleaning flags: input rows, ``{label: {split: rows}}`` of usable rows,
+    ``{reason: rows}``, ``{"cut_texts": n, "repaired_rows": n, "mojibake_kept_rows": n}``."""
+    flags = [name for name in FLAGS if name in rows.columns]
+    grouped = (
+        rows.groupBy("reason", "label", "split")
+        .agg(F.count("*").alias("count"), *[F.sum(F.col(name).cast("long")).alias(name) for name in flags])
+        .collect()
+    )
+    names = {"_cut": "cut_texts", "_repaired": "repaired_rows", "_mojibake_kept": "mojibake_kept_rows"}
+    flag_counts = {names[name]: sum(int(row[name] or 0) for row in grouped) for name in flags}
     by_reason: dict[str, int] = {}
     usable_counts: dict[str, dict[str, int]] = {}
     for row in grouped:
@@ -246,7 +304,7 @@ def count_rows(config: PipelineConfig, rows: DataFrame) -> tuple[int, dict, dict
             f" classes: {shown}. Set labels.case: normalize to merge them, or fix the values in"
             f" column {config.source.label_column!r}"
         )
-    return sum(row["count"] for row in grouped), usable_counts, by_reason
+    return sum(row["count"] for row in grouped), usable_counts, by_reason, flag_counts
 
 
 def apply_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: dict, by_reason: dict) -> Labelled:
@@ -316,27 +374,6 @@ def _multi_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: 
     return label_map, _split_rows(usable_counts), {label: kept[label] for label in label_map.labels}
 
 
-def _quarantine_duplicates(rows: DataFrame) -> DataFrame:
-    """source.deduplicate: keep the first of identical (key, label) rows, quarantine the rest."""
-    order = Window.partitionBy("key", "label").orderBy("text")
-    usable = F.col("reason").isNull()
-    return (
-        rows.withColumn("_n", F.when(usable, F.row_number().over(order)))
-        .withColumn("reason", F.when(usable & (F.col("_n") > 1), F.lit("duplicate")).otherwise(F.col("reason")))
-        .drop("_n")
-    )
-
-
-def _quarantine_conflicts(rows: DataFrame) -> DataFrame:
-    """The same key with two different labels cannot be learned: quarantine all of them."""
-    labels_per_key = F.size(F.collect_set("label").over(Window.partitionBy("key")))
-    usable = F.col("reason").isNull()
-    return rows.withColumn(
-        "reason",
-        F.when(usable & (labels_per_key > 1), F.lit("conflicting_labels")).otherwise(F.col("reason")),
-    )
-
-
 # ---------------------------------------------------------------- the dataset key
 
 
@@ -389,6 +426,7 @@ def build_data_card(config: PipelineConfig, labelled: Labelled, counts: dict, mo
     card = {
         "rows": counts,
         "label_counts": labelled.label_counts,
+        "cleaning": labelled.cleaning,
         "token_lengths": percentiles,
         # training texts longer than max_length: kept, and cut to max_length when tokenized
         "truncated_rows": datacard.rows_longer_than(histogram, max_length - extra, scale),
@@ -505,6 +543,19 @@ def usable_model_dir(config: PipelineConfig) -> str:
             f"model.name_or_path: cannot load a tokenizer from {name!r} ({first_line(exc)}); {fix}"
         ) from None
     return model_dir
+
+
+def _cleaning_note(cleaning: dict) -> str:
+    notes = []
+    if cleaning.get("repaired_rows"):
+        notes.append(f"{cleaning['repaired_rows']:,} rows repaired (mojibake, ftfy)")
+    if cleaning.get("mojibake_kept_rows"):
+        notes.append(f"{cleaning['mojibake_kept_rows']:,} rows with mojibake kept")
+    if cleaning.get("cut_texts"):
+        notes.append(f"{cleaning['cut_texts']:,} texts cut to {cleaning['max_text_chars']:,} characters")
+    if cleaning.get("numeric_labels_unified"):
+        notes.append(f"label spellings unified {cleaning['numeric_labels_unified']}")
+    return f"; {'; '.join(notes)}" if notes else ""
 
 
 def _shown(label_map: LabelMap | None) -> str:

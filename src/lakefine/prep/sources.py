@@ -16,15 +16,19 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakefine.core import paths
+from lakefine.core.assets import bundled_dataset_for
 from lakefine.core.config import RuntimeConfig, SourceConfig
 from lakefine.core.errors import ConfigError, DataError
-from lakefine.core.log import first_line
+from lakefine.core.log import first_line, say
 from lakefine.core.session import on_databricks
 from lakefine.prep.clean import CORRUPT_RECORD
 from lakefine.prep.hub import read_hub
 
 # Real-world CSVs quote multi-line fields (review texts, SMS bodies): read them whole.
+# PERMISSIVE always (the config refuses another mode): a line that cannot be parsed
+# stays a row, with its raw text in the corrupt-record column, and is quarantined.
 CSV_DEFAULTS = {"header": "true", "multiLine": "true", "escape": '"', "mode": "PERMISSIVE"}
+JSON_DEFAULTS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD}
 
 
 def read_source(spark, source: SourceConfig, runtime: RuntimeConfig):
@@ -56,7 +60,7 @@ def read_table(spark, full_name: str, runtime: RuntimeConfig):
             f"table {full_name} not found: in local mode it is the Parquet directory {location};"
             " write it there (df.write.parquet) or point source.path at your files"
         )
-    return spark.read.parquet(str(location))
+    return read_parquet(spark, location, {}, f"table {full_name}")
 
 
 def write_local_table(df, full_name: str, runtime: RuntimeConfig) -> Path:
@@ -84,33 +88,149 @@ def _read_files(spark, source: SourceConfig, runtime: RuntimeConfig):
             f"source.format: cannot tell the format of {source.path!r}; set source.format to one"
             " of csv, json, jsonl, parquet"
         )
-    location = paths.resolve(source.path, runtime.local_root, key="source.path")
-    if not location.exists():
-        raise DataError(f"source.path: nothing at {source.path} (local: {location}){_nearby(location)}")
+    location = check_source_exists(source, runtime)
     options = {k: str(v) for k, v in source.options.items()}
+    if fmt == "parquet":
+        return _not_empty(read_parquet(spark, location, options, f"source.path {source.path}"), source.path)
     if fmt == "csv":
         reader = spark.read.options(**{**CSV_DEFAULTS, **options}).csv
     elif fmt == "json":  # one JSON document (usually an array) per file
-        reader = spark.read.options(**{"multiLine": "true", **options}).json
+        reader = spark.read.options(**{**JSON_DEFAULTS, "multiLine": "true", **options}).json
     elif fmt == "jsonl":
-        reader = spark.read.options(**options).json
-    elif fmt == "text":  # one row per line, in a column named value
+        reader = spark.read.options(**{**JSON_DEFAULTS, **options}).json
+    else:  # text: one row per line, in a column named value
         reader = spark.read.options(**options).text
-    else:
-        reader = spark.read.options(**options).parquet
     df = _analysed(lambda: reader(str(location)), f"source.path {source.path}")
+    corrupt = options.get("columnNameOfCorruptRecord", CORRUPT_RECORD)
+    if fmt in ("json", "jsonl") and corrupt != CORRUPT_RECORD and corrupt in df.columns:
+        df = df.withColumnRenamed(corrupt, CORRUPT_RECORD)
     if CORRUPT_RECORD in df.columns and len(df.columns) == 1:
         raise DataError(
             f"source.path {source.path}: no row could be parsed as {fmt}; check source.format and source.options"
         )
-    if not df.columns:
-        raise DataError(
-            f"source.path {source.path}: the files are empty; check source.path"
-            " points at the data files (and the export that wrote them)"
-        )
+    df = _not_empty(df, source.path)
     if fmt == "csv":
         df = _with_corrupt_record(spark, df, {**CSV_DEFAULTS, **options}, location, source.path)
     return df
+
+
+def _not_empty(df, path: str):
+    if not df.columns:
+        raise DataError(
+            f"source.path {path}: the files are empty; check source.path"
+            " points at the data files (and the export that wrote them)"
+        )
+    return df
+
+
+def check_source_exists(source: SourceConfig, runtime: RuntimeConfig) -> Path | None:
+    """The local location of ``source.path``; a missing one is a DataError that names
+    the ``lakefine stage-data`` command when it is a bundled dataset's place. Cheap:
+    ``prepare`` calls it before starting Spark."""
+    if not source.path:
+        return None
+    location = paths.resolve(source.path, runtime.local_root, key="source.path")
+    if not location.exists():
+        bundled = bundled_dataset_for(source.path)
+        stage = (
+            f"; it is where `lakefine stage-data {bundled}` puts a bundled dataset: run that first" if bundled else ""
+        )
+        raise DataError(f"source.path: nothing at {source.path} (local: {location}){stage}{_nearby(location)}")
+    return location
+
+
+# ---------------------------------------------------------------- Parquet: one type per column
+
+_INTEGERS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+_NUMBERS = (*_INTEGERS, "halffloat", "float", "double", "uint64")
+_SCALARS = (*_NUMBERS, "string", "large_string", "bool")
+
+
+def read_parquet(spark, location: Path, options: dict, what: str):
+    """Read Parquet files whose schemas may differ. Spark reads every file with the
+    schema of one of them, so a column that is int64 in one file and string in another
+    fails inside a task. The footers are read first (pyarrow, no data); a column with
+    several scalar types is read per group of files and cast to one type, the stated
+    policy: all integers -> bigint, all numbers -> double, otherwise string (numeric
+    labels then get one spelling in cleaning). Any other mix (a struct in one file, a
+    string in another) is one DataError naming the column, the types and two files."""
+    groups = _schema_groups(location)
+    drift = _drifting_columns(groups)
+    if not drift:
+        return _analysed(lambda: spark.read.options(**options).parquet(str(location)), what)
+    problems, casts = [], {}
+    for column, by_type in drift.items():
+        types = sorted(by_type)
+        example = [
+            f"{by_type[t][0].relative_to(location) if location.is_dir() else by_type[t][0].name} ({t})" for t in types
+        ]
+        if not all(t in _SCALARS for t in types):
+            problems.append(
+                f"{what}: column {column!r} has the types {', '.join(types)} in different files"
+                f" (e.g. {example[0]} and {example[1]}); write the files with one type for it"
+                f" (e.g. df.withColumn({column!r}, F.col({column!r}).cast('string'))), or read only"
+                " the files of one kind with source.path"
+            )
+            continue
+        cast = (
+            "bigint"
+            if all(t in _INTEGERS for t in types)
+            else "double"
+            if all(t in _NUMBERS for t in types)
+            else "string"
+        )
+        casts[column] = cast
+        say(
+            f"prepare: {what}: column {column!r} has the types {', '.join(types)} in different files"
+            f" (e.g. {example[0]} and {example[1]}): read as {cast}"
+        )
+    if problems:
+        raise DataError("\n".join(problems))
+    parts = []
+    reader = (
+        spark.read.options(**{"basePath": str(location), **options})
+        if location.is_dir()
+        else spark.read.options(**options)
+    )
+    for files in groups.values():
+        part = _analysed(lambda files=files: reader.parquet(*[str(f) for f in files]), what)
+        parts.append(part.withColumns({c: F.col(c).cast(t) for c, t in casts.items() if c in part.columns}))
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.unionByName(part, allowMissingColumns=True)
+    return union
+
+
+def _schema_groups(location: Path) -> dict[tuple, list[Path]]:
+    """Parquet files grouped by their schema ((column, arrow type) pairs), from the footers."""
+    import pyarrow.parquet as pq  # footers only
+
+    files = (
+        [location]
+        if location.is_file()
+        else sorted(
+            p
+            for p in location.rglob("*")
+            if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(location).parts)
+        )
+    )
+    groups: dict[tuple, list[Path]] = {}
+    for file in files:
+        try:
+            schema = pq.read_schema(file)
+        except Exception:  # not a Parquet file (a stray README): Spark will say so
+            continue
+        key = tuple((field.name, str(field.type)) for field in schema)
+        groups.setdefault(key, []).append(file)
+    return groups
+
+
+def _drifting_columns(groups: dict[tuple, list[Path]]) -> dict[str, dict[str, list[Path]]]:
+    types: dict[str, dict[str, list[Path]]] = {}
+    for schema, files in groups.items():
+        for column, arrow_type in schema:
+            types.setdefault(column, {}).setdefault(arrow_type, []).extend(files)
+    return {column: by_type for column, by_type in types.items() if len(by_type) > 1}
 
 
 def _with_corrupt_record(spark, df, options: dict, location: Path, path: str):
@@ -119,7 +239,7 @@ def _with_corrupt_record(spark, df, options: dict, location: Path, path: str):
     (reason malformed_row) instead of being silently cut or dropped. The header read
     above gives the column names (and types, with inferSchema)."""
     name = options.get("columnNameOfCorruptRecord", CORRUPT_RECORD)
-    if options.get("mode", "PERMISSIVE").upper() != "PERMISSIVE" or name in df.columns:
+    if name in df.columns:
         return df
     schema = T.StructType(df.schema.fields + [T.StructField(name, T.StringType(), True)])
     reader = spark.read.options(**{**options, "columnNameOfCorruptRecord": name}).schema(schema)

@@ -9,9 +9,12 @@ seconds to import, and an unreachable server must fail before that.
 
 from __future__ import annotations
 
+import base64
 import http.client
+import logging
 import os
 import time
+import urllib.parse
 import urllib.request
 
 import requests
@@ -20,6 +23,7 @@ from lakefine.core import paths
 from lakefine.core.config import PipelineConfig
 from lakefine.core.errors import TrackingError
 from lakefine.core.log import first_line, say
+from lakefine.core.redact import contains_secret, redact_text
 from lakefine.core.session import on_databricks
 
 # How long the end of a run (last metrics, model, registration) waits for a tracking
@@ -50,6 +54,11 @@ def setup(config: PipelineConfig) -> str:
     check_reachable(uri)  # before importing mlflow (seconds): an unusable server fails fast
     import mlflow  # see the module docstring
 
+    redact_mlflow_logs()
+    if contains_secret(uri):
+        # MLflow writes "View run ... at: <uri>/#/..." straight to stdout, credentials and
+        # all; lakefine's own "train: MLflow run ..." line names the run (redacted).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     if on_databricks():
         mlflow.set_registry_uri("databricks-uc")
@@ -72,7 +81,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+        with urllib.request.urlopen(_health_request(uri), timeout=timeout_s) as response:
             if response.status == 200:
                 return
     except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -80,6 +89,41 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             f"MLflow tracking server {uri} is unreachable (GET /health: {first_line(exc)}); start"
             " it, fix MLFLOW_TRACKING_URI, or unset MLFLOW_TRACKING_URI to use the local sqlite store"
         ) from None
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """GET <uri>/health; credentials in the URI (``http://user:password@host``) go into a
+    Basic Authorization header, as MLflow's own client sends them (urllib would take
+    ``user:password@host`` for the host name)."""
+    parts = urllib.parse.urlsplit(uri.rstrip("/"))
+    headers = {}
+    if parts.username is not None or parts.password is not None:
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password or "")
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    return urllib.request.Request(f"{urllib.parse.urlunsplit(parts)}/health", headers=headers)
+
+
+class RedactingFilter(logging.Filter):
+    """MLflow logs the tracking URI itself ("View run ... at: http://user:password@host/#/...");
+    installed on its handlers, this masks credentials in every record they emit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact_mlflow_logs() -> None:
+    """Put a RedactingFilter on the handlers of MLflow's logger and the root logger
+    (filters on a logger would miss its children's records; handlers see them all)."""
+    for logger in (logging.getLogger("mlflow"), logging.getLogger()):
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
 
 
 def retry_seconds() -> float:

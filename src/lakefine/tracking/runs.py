@@ -10,11 +10,12 @@ from pathlib import Path
 import mlflow
 
 from lakefine.core.config import PipelineConfig
+from lakefine.core.redact import redact
 from lakefine.tracking.client import with_retry
 
 
 def log_run_inputs(config: PipelineConfig, manifest: dict) -> None:
-    params = {f"lakefine.{k}": v[:500] for k, v in config.flat_params().items()}
+    params = {f"lakefine.{k}": redact(v)[:500] for k, v in config.flat_params().items()}  # redact, then cut
     params.update(
         {
             "data.key": manifest["key"],
@@ -26,14 +27,16 @@ def log_run_inputs(config: PipelineConfig, manifest: dict) -> None:
         params["data.num_labels"] = len(manifest["label_map"]["id2label"])
     else:
         params["data.target_max_length"] = manifest.get("target_max_length")
-    mlflow.log_params(params)
+    # Params, tags and the logged config go through the one redaction helper: a URI
+    # with user:password@ or a token in a reader option must not reach the server.
+    mlflow.log_params(redact(params))
     mlflow.set_tags(
-        {"lakefine.pipeline": config.name, "lakefine.task": config.task, "lakefine.dataset": manifest["key"]}
+        redact({"lakefine.pipeline": config.name, "lakefine.task": config.task, "lakefine.dataset": manifest["key"]})
     )
     if manifest["label_map"]:
         mlflow.log_dict(manifest["label_map"], "label_map.json")
     mlflow.log_dict(manifest["data_card"], "data_card.json")
-    mlflow.log_dict(config.to_dict(), "pipeline_config.json")
+    mlflow.log_dict(redact(config.to_dict()), "pipeline_config.json")
 
 
 ATTEMPT_TAG = "lakefine.attempt"
