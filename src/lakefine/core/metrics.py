@@ -51,6 +51,16 @@ def multi_label_scores(truth, predicted) -> dict[str, float]:
     }
 
 
+def log_loss(task: str, truth, probs) -> float:
+    """The mean cross-entropy of the probabilities (what the Trainer reports as loss,
+    unweighted): softmax over classes, or binary per label for multi-label."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1 - 1e-12)
+    if task == "multi_label":
+        truth = np.asarray(truth).astype(int)
+        return float(-(truth * np.log(probs) + (1 - truth) * np.log(1 - probs)).mean())
+    return float(-np.log(probs[np.arange(len(probs)), np.asarray(truth)]).mean())
+
+
 def per_class_scores(truth, predicted, labels: list[str]) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support of every class of the label map, in its order:
     ids for single-label, multi-hot matrices for multi-label."""

@@ -57,6 +57,9 @@ def quarantine_reasons(by_reason: dict[str, int], title: str = "Quarantined rows
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(reasons) + 2))
     ax.barh(reasons, counts, color="tab:orange")
     ax.invert_yaxis()
+    if not by_reason:
+        ax.set_xlim(0, 1)
+        ax.text(0.5, 0, "no row was quarantined", ha="center", va="center")
     ax.set_title(title)
     ax.set_xlabel("rows")
     ax.set_ylabel("reason")

@@ -46,6 +46,7 @@ def score_probabilities(
     metrics = scores.task_scores(task, truth, decided, len(labels))
     confidence, correct = scores.calibration_inputs(task, truth, probs)
     metrics["ece"] = scores.expected_calibration_error(confidence, correct)
+    metrics["loss"] = scores.log_loss(task, truth, probs)
     return Evaluation(
         split_name,
         len(probs),
