@@ -2,7 +2,9 @@
 # MAGIC %md
 # MAGIC # 3 · Evaluate
 # MAGIC
-# MAGIC Scores a trained model on the test split of the pipeline's newest prepared dataset.
+# MAGIC Scores a trained model on the test split of the dataset its run was trained on, with
+# MAGIC the evaluation training reported, then runs the champion / challenger gate of the
+# MAGIC pipeline's `evaluate` section (`mode: dry_run` decides and logs without moving the alias).
 # MAGIC
 # MAGIC **Widgets** · `pipeline`: the pipeline YAML, relative to this notebook ·
 # MAGIC `overrides`: `section.key=value` pairs separated by spaces ·

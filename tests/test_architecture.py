@@ -37,6 +37,8 @@ def test_the_import_contracts_hold():
         ("prep/clean.py", "import torch", "The Spark side never imports torch"),
         ("training/common.py", "import pyspark", "The training side never imports pyspark"),
         ("core/labels.py", "from lakefine.tracking import client", "Layers"),
+        ("prep/clean.py", "from lakefine.evaluation import gate", "The Spark side never imports torch"),
+        ("evaluation/gate.py", "from lakefine.training import tasks", "Layers"),
         ("training/checkpoints.py", "from lakefine.training import callbacks", "No import cycles"),
     ],
 )
@@ -86,7 +88,8 @@ def test_the_training_side_never_loads_pyspark():
         "            raise ModuleNotFoundError(f'blocked by the test: {name}', name=name)\n"
         "sys.meta_path.insert(0, NoPyspark())\n"
         "import lakefine.training.tasks, lakefine.training.callbacks, lakefine.training.checkpoints,"
-        " lakefine.training.tiny_models, lakefine.serving.mlflow_model, lakefine.tracking.runs\n"
+        " lakefine.training.tiny_models, lakefine.serving.mlflow_model, lakefine.tracking.runs,"
+        " lakefine.evaluation.evaluate, lakefine.evaluation.report\n"
         "from lakefine import pipeline\n"
         "import inspect; inspect.getsource(pipeline.train)  # the entry point the finetune task calls\n"
     )

@@ -300,6 +300,7 @@ def test_the_dump_keeps_the_shape_cache_keys_are_made_of():
         "train",
         "seq2seq",
         "tracking",
+        "evaluate",
         "runtime",
     ]
     assert dumped["train"] == {
@@ -319,6 +320,7 @@ def test_the_dump_keeps_the_shape_cache_keys_are_made_of():
         "class_weights": "none",
         "torch_threads": None,
         "num_processes": 1,
+        "temperature_scaling": False,
     }
     flat = config.flat_params()
     assert flat["train.learning_rate"] == "5e-05" and flat["train.epochs"] == "1.0"

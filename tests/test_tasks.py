@@ -34,6 +34,19 @@ def config_of(name, *overrides):
     )
 
 
+def evaluate_agrees_with_training(config, summary) -> dict:
+    """`lakefine evaluate`'s function on the registered challenger: the dataset its run
+    was trained on, and exactly the test numbers training reported."""
+    result = pipeline.evaluate(config)
+    assert result["dataset_key"] == summary["prepare"]["key"]
+    assert result["rows"] == summary["prepare"]["splits"]["test"]
+    trained = summary["train"]["metrics"]
+    assert result["metrics"], result
+    for name, value in result["metrics"].items():
+        assert value == pytest.approx(trained[f"test_{name}"], abs=1e-12), name
+    return result
+
+
 def evaluated(summary) -> dict:
     import mlflow
 
@@ -42,7 +55,8 @@ def evaluated(summary) -> dict:
 
 
 def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, local_root, spark):
-    summary = pipeline.run(config_of("rt_sentiment_pairs", "model.name_or_path=tiny-random-bert"), spark)
+    config = config_of("rt_sentiment_pairs", "model.name_or_path=tiny-random-bert")
+    summary = pipeline.run(config, spark)
     dataset = PublishedDataset.open(summary["prepare"]["dataset"])
     test = dataset.load()["test"]
     assert set(test.column_names) >= {"text", "text_pair", "label"}
@@ -58,10 +72,12 @@ def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, lo
     assert [p["label_id"] for p in predicted] == saved["predicted"]
     probs = np.array([list(p["probabilities"].values()) for p in predicted])
     assert np.abs(probs - np.array(saved["probabilities"])).max() < 1e-4
+    evaluate_agrees_with_training(config, summary)
 
 
 def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, local_root, spark):
-    summary = pipeline.run(config_of("trec_multilabel", "model.name_or_path=tiny-random-bert"), spark)
+    config = config_of("trec_multilabel", "model.name_or_path=tiny-random-bert", "labels.min_positives=3")
+    summary = pipeline.run(config, spark)
     labels = summary["prepare"]["labels"]
     assert "DESC" in labels and "DESC:manner" in labels
     card = summary["prepare"]["data_card"]["label_counts"]
@@ -78,10 +94,36 @@ def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, l
     assert np.abs(probs - np.array(saved["probabilities"])).max() < 1e-4
     chosen = [[int(label in p["labels"]) for label in labels] for p in predicted]
     assert chosen == saved["predicted"]
+    evaluate_agrees_with_training(config, summary)
+
+    # Per-label thresholds fitted on validation, saved next to the model; lakefine's
+    # pyfunc (the registered model) applies them, so its label sets are evaluation's.
+    import mlflow
+    import pandas as pd
+
+    settings = json.loads((Path(summary["train"]["model_dir"]) / "lakefine_model.json").read_text())
+    assert settings["labels"] == labels and len(settings["thresholds"]) == len(labels)
+    validation = PublishedDataset.open(summary["prepare"]["dataset"]).load()["validation"]
+    positives = np.asarray(validation["label"]).sum(axis=0)
+    # tuned exactly for the labels with enough validation positives; the rest keep the global one
+    assert settings["thresholds_tuned"] == [bool(n >= 3) for n in positives]
+    untuned = [t for t, ok in zip(settings["thresholds"], settings["thresholds_tuned"]) if not ok]
+    assert untuned and all(t == 0.5 for t in untuned)
+    assert any(t != 0.5 for t, ok in zip(settings["thresholds"], settings["thresholds_tuned"]) if ok)
+
+    model = mlflow.pyfunc.load_model(summary["train"]["registered_uri"])
+    test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
+    answers = model.predict(pd.DataFrame({"text": test["text"]}))
+    chosen = [[int(label in a["labels"]) for label in labels] for a in answers]
+    assert chosen == evaluated(summary)["predicted"]
+    thresholds = np.asarray(settings["thresholds"])
+    probs = np.array([[a["probabilities"][label] for label in labels] for a in answers])
+    assert chosen == (probs >= thresholds).astype(int).tolist()
 
 
 def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spark):
-    summary = pipeline.run(config_of("trec_answer_type", "model.name_or_path=tiny-random-t5"), spark)
+    config = config_of("trec_answer_type", "model.name_or_path=tiny-random-t5")
+    summary = pipeline.run(config, spark)
     metrics = summary["train"]["metrics"]
     assert {"test_exact_match", "test_f1"} <= set(metrics)
     manifest = PublishedDataset.open(summary["prepare"]["dataset"]).manifest
@@ -96,6 +138,7 @@ def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spar
     # near ties, so even padding noise could flip a token; a trained model is not so fragile.
     answers = [p["answer"] for p in predictor.predict(test["text"], batch_size=64)]
     assert answers == saved["predicted"]
+    evaluate_agrees_with_training(config, summary)
 
 
 def test_context_is_truncated_and_the_question_never_is(tiny_model):

@@ -1,4 +1,6 @@
-"""Bundle task `evaluate`: score the registered `challenger` on the published test split."""
+"""Bundle task `evaluate`: score the registered `challenger` on the test split of the
+dataset its run was trained on, then the champion / challenger gate (config section
+`evaluate`): the same function as `lakefine evaluate`."""
 
 import json
 import sys
@@ -8,7 +10,7 @@ from lakefine.ops.jobs import run_job
 
 
 def step(config, args):
-    print(json.dumps(pipeline.evaluate(config), indent=2, default=str))
+    print(json.dumps(pipeline.evaluate(config, dataset=args.dataset), indent=2, default=str))
 
 
 if __name__ == "__main__":

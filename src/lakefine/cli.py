@@ -1,4 +1,4 @@
-"""``lakefine run|prepare|train|predict|stage-data|schema``: parse, call lakefine.pipeline, exit.
+"""``lakefine run|prepare|train|evaluate|predict|stage-data|schema``: parse, call lakefine.pipeline, exit.
 
 A LakefineError prints its message (no traceback) and exits 2; ``--json`` prints a
 machine-readable summary on stdout (progress goes to stderr).
@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "prepare in Spark, then fine-tune, evaluate, log and register"),
         ("prepare", "Spark side only: source -> published dataset"),
         ("train", "training side only: the dataset prepare named last -> model"),
+        ("evaluate", "score a model on its run's test split; champion / challenger gate (evaluate section)"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/rotten_tomatoes.yaml")
@@ -46,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
                 "--allow-config-mismatch",
                 action="store_true",
                 help="with --dataset: train a dataset prepared with other settings (tagged on the MLflow run)",
+            )
+        if name == "evaluate":
+            command.add_argument(
+                "--model", help="model directory or MLflow URI (default: models:/<registered model>@challenger)"
+            )
+            command.add_argument(
+                "--dataset", help="a published dataset directory (default: the one the model's run was trained on)"
             )
         if name in ("run", "train"):
             command.add_argument(
@@ -95,6 +103,8 @@ def _dispatch(args) -> dict:
     config = load_config(args.pipeline, args.overrides)
     if args.command == "prepare":
         return pipeline.prepare(config).summary()
+    if args.command == "evaluate":
+        return _evaluate(config, args)
     if args.command == "train":
         if args.allow_config_mismatch and not args.dataset:
             raise ConfigError("--allow-config-mismatch: give the dataset to train with --dataset DIR")
@@ -123,6 +133,18 @@ def command() -> str:
         return shlex.quote(str(script.relative_to(Path.cwd())))
     except ValueError:
         return shlex.quote(str(script))
+
+
+def _evaluate(config, args) -> dict:
+    summary = pipeline.evaluate(config, args.model, args.dataset)
+    gate = summary.get("gate") or {}
+    print(
+        f"\nTest metrics of {summary['model_uri']}: "
+        + ", ".join(f"{k}={v:.4f}" for k, v in summary["metrics"].items())
+        + (f"\nGate ({gate['mode']}): {gate['decision']}: {gate['reason']}" if gate else ""),
+        file=sys.stderr,
+    )
+    return summary
 
 
 def _predict(args) -> dict:

@@ -17,13 +17,11 @@ from lakefine.core.assets import resolve_model
 from lakefine.core.config import PipelineConfig
 from lakefine.core.dataset import PublishedDataset, dataset_settings, pointed_dataset, settings_mismatch
 from lakefine.core.errors import HandoffError, Preempted
-from lakefine.core.labels import LabelMap
 from lakefine.core.log import say
-from lakefine.core.metrics import headline, single_label_scores
+from lakefine.core.metrics import headline
 from lakefine.core.redact import redact_text
 from lakefine.core.session import configure_hf_caches
 from lakefine.tracking import client as tracking_client
-from lakefine.tracking.registry import ALIAS, registered_name
 
 
 @dataclass
@@ -119,6 +117,7 @@ def _train_attempt(config, published, attempt, experiment_id, run_id, resume_fro
     import mlflow
 
     from lakefine.core.files import replace_directory
+    from lakefine.evaluation.report import finish_training
     from lakefine.serving.mlflow_model import log_and_register_model
     from lakefine.tracking import runs
     from lakefine.training import checkpoints
@@ -173,6 +172,7 @@ def _train_attempt(config, published, attempt, experiment_id, run_id, resume_fro
         replace_directory(staging, model_dir)
         runs.log_test_predictions(result.test_predictions)
         stage = time.perf_counter()
+        finish_training(config, published, result, model_dir, run_id)  # settings, model card, plots
         registration = log_and_register_model(config, result, model_dir)
         result.timings["log_model"] = time.perf_counter() - stage
     checkpoints.wipe(local_dir, volume_dir)  # finished: the model is saved and registered
@@ -236,18 +236,10 @@ def _train_distributed(
 
 
 def evaluate(config: PipelineConfig, model_uri: str | None = None, dataset: str | None = None) -> dict:
-    """Score a model (default: the registered ``challenger``) on the published test split."""
-    from lakefine.serving.predictor import Predictor  # torch: see the module docstring
+    """Score a model (default: the registered ``challenger``) on the test split of the
+    dataset its run was trained on, with the same evaluation training reported; then
+    the champion / challenger gate of the ``evaluate`` config section."""
+    configure_hf_caches(config.runtime.volume)
+    from lakefine.evaluation.evaluate import evaluate as evaluate_model  # torch: see the module docstring
 
-    tracking_client.setup(config)
-    uri = model_uri or f"models:/{registered_name(config)}@{ALIAS}"
-    published = published_dataset(config, dataset)
-    test = published.load().get("test")
-    if test is None or len(test) == 0:
-        raise HandoffError(f"pipeline {config.name!r}: the published dataset has no test split; set split.test > 0")
-    label_map = LabelMap.from_json(published.manifest["label_map"])
-    pairs = test["text_pair"] if "text_pair" in test.column_names else None
-    predicted = [p["label_id"] for p in Predictor.load(uri).predict(test["text"], pairs)]
-    metrics = single_label_scores(test["label"], predicted, len(label_map.labels))
-    say(f"evaluate: {uri} on {len(test):,} test rows: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return {"model_uri": uri, "rows": len(test), "metrics": metrics}
+    return evaluate_model(config, model_uri, dataset)

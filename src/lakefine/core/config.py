@@ -182,8 +182,24 @@ class LabelConfig(_Model):
         " tokenizer folds case or accents. The split key is never folded",
     )
     threshold: Number = Field(
-        0.5, gt=0, lt=1, description="multi_label: a label is predicted when its sigmoid probability is at least this"
+        0.5,
+        gt=0,
+        lt=1,
+        description="multi_label: a label is predicted when its sigmoid probability is at least this"
+        " (the global threshold: every label with thresholds: global, the too-rare ones with per_label)",
     )
+    thresholds: Literal["per_label", "global"] = Field(
+        "per_label",
+        description="multi_label: per_label tunes each label's threshold on the validation split (the one"
+        " that maximises its F1); labels with fewer than min_positives validation positives keep the global one",
+    )
+    min_positives: int = Field(
+        5, ge=1, description="multi_label, per_label: validation positives a label needs for its own threshold"
+    )
+
+
+# Label settings only training uses: they are left out of the dataset cache key.
+TRAINING_ONLY_LABEL_KEYS = frozenset({"threshold", "thresholds", "min_positives"})
 
 
 class SplitConfig(_Model):
@@ -259,6 +275,11 @@ class TrainConfig(_Model):
         ge=1,
         description="> 1: that many DDP processes through Spark's TorchDistributor (lakefine.training.distributed)",
     )
+    temperature_scaling: bool = Field(
+        False,
+        description="classification, pairs: fit a temperature on the validation split (minimum log loss) and"
+        " fold it into the classifier head, so every consumer of the model gets calibrated probabilities",
+    )
 
     @model_validator(mode="after")
     def _some_training(self) -> TrainConfig:
@@ -292,6 +313,30 @@ class TrackingConfig(_Model):
     registered_model: str | None = Field(None, description="Default: <pipeline name>")
     register: bool = True
     tracking_uri: str | None = None
+
+
+class EvaluateConfig(_Model):
+    """Champion / challenger: ``lakefine evaluate`` scores the challenger and the current
+    champion on the challenger's test split and moves the ``champion`` alias only when
+    this gate passes."""
+
+    metric: str | None = Field(
+        None,
+        description="The test metric the gate compares (without the test_ prefix), e.g. f1_macro, accuracy,"
+        " exact_match. Default: f1_macro for classification, pairs and multi-label, exact_match for seq2seq",
+    )
+    min_improvement: Number = Field(
+        0.0, description="The challenger replaces the champion when metric(challenger) - metric(champion) >= this"
+    )
+    min_metric: Number = Field(0.0, description="An absolute floor: a challenger below it is never promoted")
+    min_class_f1: Number | None = Field(
+        None, ge=0, le=1, description="Optional floor for every class's (label's) test F1; not for seq2seq"
+    )
+    mode: Literal["enabled", "dry_run", "disabled"] = Field(
+        "enabled",
+        description="enabled: move the champion alias when the gate passes; dry_run: decide and log, move"
+        " nothing; disabled: score the model only",
+    )
 
 
 class RuntimeConfig(_Model):
@@ -340,6 +385,7 @@ SECTIONS: dict[str, type[_Model]] = {
     "train": TrainConfig,
     "seq2seq": Seq2SeqConfig,
     "tracking": TrackingConfig,
+    "evaluate": EvaluateConfig,
     "runtime": RuntimeConfig,
 }
 
@@ -356,6 +402,7 @@ class PipelineConfig(_Model):
     train: TrainConfig = Field(default_factory=TrainConfig)
     seq2seq: Seq2SeqConfig = Field(default_factory=Seq2SeqConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @property
@@ -365,6 +412,10 @@ class PipelineConfig(_Model):
     @property
     def registered_model_name(self) -> str:
         return self.tracking.registered_model or self.name
+
+    @property
+    def gate_metric(self) -> str:
+        return self.evaluate.metric or ("exact_match" if self.task == "seq2seq" else "f1_macro")
 
     def to_dict(self) -> dict:
         return self.model_dump()

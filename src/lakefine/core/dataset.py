@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakefine.core.config import PipelineConfig
+from lakefine.core.config import TRAINING_ONLY_LABEL_KEYS, PipelineConfig
 from lakefine.core.errors import HandoffError
 from lakefine.core.files import write_json_atomically
 from lakefine.core.leases import live_leases
@@ -178,13 +178,13 @@ def pointed_dataset(root: Path) -> PublishedDataset | None:
 def dataset_settings(config: PipelineConfig, model_dir: str) -> dict:
     """Everything besides the data that decides the published rows, keyed like the
     config: the cache key hashes it, the manifest keeps it in clear, and ``train``
-    compares it with the config it is about to log. ``labels.threshold`` is left out:
-    only training uses it."""
+    compares it with the config it is about to log. ``labels.threshold`` (and the
+    other threshold settings) are left out: only training uses them."""
     return {
         "format": FORMAT_VERSION,
         "task": config.task,
         "split": config.split.model_dump(),
-        "labels": config.labels.model_dump(exclude={"threshold"}),
+        "labels": config.labels.model_dump(exclude=set(TRAINING_ONLY_LABEL_KEYS)),
         "model": {
             "name_or_path": config.model.name_or_path,
             "max_length": config.model.max_length,  # as configured: "auto" compares with "auto"

@@ -125,7 +125,7 @@ def prepare(config: PipelineConfig, spark=None, df: DataFrame | None = None) -> 
 
     # Fast path: an unchanged source version (Delta history, file listing) with the
     # same settings was published already: no Spark job, and for files no Spark at all.
-    source_key = None if df is not None else _source_key(config, session, model_dir)
+    source_key, version = (None, None) if df is not None else _source_key(config, session, model_dir)
     if source_key and (known := _published_for_source(config, source_key)):
         say(f"prepare: cache hit {known.path} (source version unchanged, no Spark job)")
         point_to(datasets_root(config), known)
@@ -139,7 +139,7 @@ def prepare(config: PipelineConfig, spark=None, df: DataFrame | None = None) -> 
     rows, cleaning = usable_rows(config, raw, model_dir)
     rows = rows.persist()
     try:
-        result = _prepare_rows(config, spark, rows, cleaning, timings, model_dir, source_key)
+        result = _prepare_rows(config, spark, rows, cleaning, timings, model_dir, source_key, version)
     finally:
         rows.unpersist()
     timings["prepare_total"] = time.perf_counter() - stage
@@ -199,6 +199,7 @@ def _prepare_rows(
     timings: dict,
     model_dir: str,
     source_key: str | None,
+    version: str | None = None,
 ) -> PrepareResult:
     with timed(timings, "discover_labels"):
         input_rows, usable_counts, by_reason, flags = count_rows(config, rows)
@@ -256,6 +257,8 @@ def _prepare_rows(
                 "model_dir": model_dir,
                 "data_card": card,
                 "source_key": source_key,
+                # in clear for the model card: Delta version or file listing (None for a DataFrame or a query)
+                "source_version": version,
                 "settings": dataset_settings(config, model_dir),  # in clear: train checks its config against it
                 "label_policy": labelled.cleaning.get("label_policy"),
             },
@@ -387,11 +390,13 @@ def _content_digest(df: DataFrame) -> list:
     return [int(row["rows"]), str(row["hash_sum"])]
 
 
-def _source_key(config: PipelineConfig, session, model_dir: str) -> str | None:
+def _source_key(config: PipelineConfig, session, model_dir: str) -> tuple[str | None, str | None]:
+    """The key of the source version and the version itself (both None when unknown)."""
     version = source_version(session, config.source, config.runtime)
     if version is None:
-        return None
-    return cache_key({**dataset_settings(config, model_dir), "source": config.source.model_dump(), "version": version})
+        return None, None
+    key = cache_key({**dataset_settings(config, model_dir), "source": config.source.model_dump(), "version": version})
+    return key, version
 
 
 def _published_for_source(config: PipelineConfig, source_key: str) -> PublishedDataset | None:
@@ -428,6 +433,9 @@ def build_data_card(config: PipelineConfig, labelled: Labelled, counts: dict, mo
         "label_counts": labelled.label_counts,
         "cleaning": labelled.cleaning,
         "token_lengths": percentiles,
+        # the whole histogram (the data card plot draws it): {n_tokens: training rows, sampled if large}
+        "token_length_histogram": {str(length): n for length, n in sorted(histogram.items())},
+        "token_length_scale": scale,
         # training texts longer than max_length: kept, and cut to max_length when tokenized
         "truncated_rows": datacard.rows_longer_than(histogram, max_length - extra, scale),
         **datacard.duplicate_stats(used),

@@ -1,19 +1,23 @@
 """Prediction from a saved model directory or an MLflow model URI: label names and
-probabilities per text (softmax; sigmoid + threshold for multi-label), or the
-generated answer for a seq2seq model."""
+probabilities per text (softmax; sigmoid + the model's per-label thresholds for
+multi-label), or the generated answer for a seq2seq model. ``probabilities``,
+``decide`` and ``answers`` are what evaluation scores; ``predict`` builds the
+per-text answer from the same calls."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from lakefine.core.errors import TrainingError
 from lakefine.core.log import first_line
 from lakefine.core.metrics import probabilities, sigmoid
+from lakefine.serving.saved import read_settings
 from lakefine.serving.text2text import decode, encoder_inputs
 from lakefine.tracking.client import default_tracking_uri
 
@@ -24,6 +28,7 @@ MLFLOW_SCHEMES = ("models:/", "runs:/", "file:", "dbfs:/", "s3://", "mlflow-arti
 class Predictor:
     model: object
     tokenizer: object
+    settings: dict = field(default_factory=dict)  # lakefine_model.json: thresholds, temperature, ...
 
     @classmethod
     def load(cls, location: str) -> Predictor:
@@ -41,7 +46,7 @@ class Predictor:
                 if "transformers" in flavors:
                     components = mlflow.transformers.load_model(location, return_type="components")
                     return cls(components["model"].eval(), components["tokenizer"])
-                # seq2seq: a pyfunc wrapping the saved model directory
+                # multi-label and seq2seq: lakefine's pyfunc wrapping the saved model directory
                 local = Path(mlflow.artifacts.download_artifacts(location))
                 relative = flavors["python_function"]["artifacts"]["model_dir"]["path"]
                 return cls.from_directory(local / relative)
@@ -59,7 +64,8 @@ class Predictor:
         try:
             config = AutoConfig.from_pretrained(path)
             model_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
-            return cls(model_class.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path))
+            model, tokenizer = model_class.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+            return cls(model, tokenizer, read_settings(path))
         except (OSError, ValueError) as exc:
             raise TrainingError(
                 f"{path}: not a usable model directory ({first_line(exc)}); pass a directory"
@@ -70,48 +76,86 @@ class Predictor:
     def is_seq2seq(self) -> bool:
         return bool(getattr(self.model.config, "is_encoder_decoder", False))
 
-    def predict(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:
+    @property
+    def is_multi_label(self) -> bool:
+        return self.model.config.problem_type == "multi_label_classification"
+
+    @property
+    def labels(self) -> list[str]:
+        id2label = self.model.config.id2label
+        return [id2label[i] for i in range(len(id2label))]
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Multi-label: one decision threshold per label (tuned on validation when the
+        model was trained with ``labels.thresholds: per_label``)."""
+        n = len(self.model.config.id2label)
+        if self.settings.get("thresholds"):
+            return np.asarray(self.settings["thresholds"], dtype=np.float64)
+        return np.full(n, float(getattr(self.model.config, "lakefine_threshold", 0.5)))
+
+    def logits(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            pairs = text_pairs[start : start + batch_size] if text_pairs else None
+            encoded = self.tokenizer(
+                texts[start : start + batch_size],
+                pairs,
+                truncation=True,
+                padding=True,
+                max_length=self.tokenizer.model_max_length,
+                return_tensors="pt",
+            ).to(self.model.device)
+            with torch.no_grad():
+                parts.append(self.model(**encoded).logits.float().cpu().numpy())
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.model.config.id2label)))
+
+    def probabilities(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
+        """Softmax (single-label) or sigmoid (multi-label) of the logits, rows x labels."""
+        logits = self.logits(texts, text_pairs, batch_size)
+        return sigmoid(logits) if self.is_multi_label else probabilities(logits)
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Label ids (single-label) or the multi-hot label sets (multi-label)."""
+        if self.is_multi_label:
+            return (probs >= self.thresholds).astype(int)
+        return probs.argmax(axis=1)
+
+    def answers(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> list[str]:
         results = []
         for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
             pairs = text_pairs[start : start + batch_size] if text_pairs else None
-            results += self._generate(batch, pairs) if self.is_seq2seq else self._classify(batch, pairs)
+            results += self._generate(texts[start : start + batch_size], pairs)
         return results
 
-    def _classify(self, texts, pairs) -> list[dict]:
-        config = self.model.config
-        id2label = config.id2label
-        encoded = self.tokenizer(
-            texts, pairs, truncation=True, padding=True, max_length=self.tokenizer.model_max_length, return_tensors="pt"
-        )
-        with torch.no_grad():
-            logits = self.model(**encoded).logits.numpy()
-        if config.problem_type == "multi_label_classification":
-            threshold = getattr(config, "lakefine_threshold", 0.5)
+    def predict(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:
+        if self.is_seq2seq:
+            return [{"answer": answer} for answer in self.answers(texts, text_pairs, batch_size)]
+        probs = self.probabilities(texts, text_pairs, batch_size)
+        labels = self.labels
+        chosen = self.decide(probs)
+        if self.is_multi_label:
             return [
                 {
-                    "labels": [id2label[i] for i, p in enumerate(row) if p >= threshold],
-                    "probabilities": {id2label[i]: float(p) for i, p in enumerate(row)},
+                    "labels": [labels[i] for i in np.flatnonzero(row)],
+                    "probabilities": {label: float(p) for label, p in zip(labels, prob_row)},
                 }
-                for row in sigmoid(logits)
+                for row, prob_row in zip(chosen, probs)
             ]
-        results = []
-        for row in probabilities(logits):
-            best = int(row.argmax())
-            results.append(
-                {
-                    "label": id2label[best],
-                    "label_id": best,
-                    "probabilities": {id2label[i]: float(p) for i, p in enumerate(row)},
-                }
-            )
-        return results
+        return [
+            {
+                "label": labels[int(best)],
+                "label_id": int(best),
+                "probabilities": {label: float(p) for label, p in zip(labels, row)},
+            }
+            for best, row in zip(chosen, probs)
+        ]
 
-    def _generate(self, texts, pairs) -> list[dict]:
+    def _generate(self, texts, pairs) -> list[str]:
         settings = getattr(self.model.config, "lakefine_seq2seq", None) or {"question_prefix": "", "context_prefix": ""}
         encoded = encoder_inputs(
             self.tokenizer, texts, pairs, settings, self.tokenizer.model_max_length, padding=True, return_tensors="pt"
-        )
+        ).to(self.model.device)
         with torch.no_grad():
             generated = self.model.generate(**encoded, generation_config=self.model.generation_config)
-        return [{"answer": answer} for answer in decode(self.tokenizer, generated.numpy())]
+        return decode(self.tokenizer, generated.cpu().numpy())

@@ -28,8 +28,9 @@ TRAINER_STATE = "trainer_state.json"
 
 def attempt_key(flat_params: dict, dataset_key: str) -> str:
     """What makes two runs "the same training": the config (minus where things live)
-    and the data. A rerun with the same key resumes; anything else starts over."""
-    relevant = {k: v for k, v in flat_params.items() if not k.startswith("runtime.")}
+    and the data. A rerun with the same key resumes; anything else starts over. The
+    ``evaluate`` gate settings do not change what is trained."""
+    relevant = {k: v for k, v in flat_params.items() if not k.startswith(("runtime.", "evaluate."))}
     payload = json.dumps({"config": relevant, "dataset": dataset_key}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -17,7 +17,16 @@ from lakefine.core.config import PipelineConfig
 from lakefine.core.dataset import PublishedDataset
 from lakefine.core.labels import LabelMap
 from lakefine.core.log import say
-from lakefine.core.metrics import multi_label_scores, probabilities, sigmoid, single_label_scores
+from lakefine.core.metrics import (
+    calibration_inputs,
+    expected_calibration_error,
+    multi_label_scores,
+    sigmoid,
+    single_label_scores,
+)
+from lakefine.evaluation.calibrate import calibrate, uncalibrated
+from lakefine.evaluation.scoring import evaluate_splits
+from lakefine.serving.predictor import Predictor
 from lakefine.training.common import (
     FitResult,
     extra_callbacks,
@@ -89,7 +98,9 @@ def build_trainer(
     has_validation = "validation" in tokenized
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, output_dir, has_validation, best_metric="f1_macro"),
+        # Multi-label: the thresholds are tuned after training, so the best checkpoint is
+        # the one with the lowest validation loss, not the best F1 at one fixed threshold.
+        args=training_arguments(config, output_dir, has_validation, best_metric="loss" if multi_label else "f1_macro"),
         train_dataset=tokenized["train"],
         eval_dataset=tokenized["validation"] if has_validation else None,
         processing_class=tokenizer,
@@ -114,7 +125,6 @@ def fit_classification(
         torch.set_num_threads(train_cfg.torch_threads)
     set_seed(train_cfg.seed)
     label_map = LabelMap.from_json(published.manifest["label_map"])
-    multi_label = config.task == "multi_label"
 
     stage = time.perf_counter()
     default_sigterm = signal.getsignal(signal.SIGTERM)  # before the Trainer installs its own
@@ -130,25 +140,21 @@ def fit_classification(
     timings["train"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
-    metrics = trainer.evaluate(metric_key_prefix="validation") if trainer.eval_dataset is not None else {}
-    test_predictions = {}
-    if "test" in tokenized:
-        tokenized_test = tokenized["test"]
-        output = trainer.predict(tokenized_test, metric_key_prefix="test")
-        metrics.update(output.metrics)
-        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-        probs = sigmoid(logits) if multi_label else probabilities(logits)
-        predicted = (
-            (probs >= config.labels.threshold).astype(int).tolist()
-            if multi_label
-            else [int(x) for x in np.argmax(probs, axis=-1)]
-        )
-        test_predictions = {
-            "row_hash": [int(h) for h in tokenized_test["row_hash"]],
-            "label": np.asarray(output.label_ids).tolist(),
-            "predicted": predicted,
-            "probabilities": probs.tolist(),
-        }
+    # The final scores come from the evaluation module, the one `lakefine evaluate`
+    # runs: thresholds and temperature fitted on validation first, then both splits.
+    predictor = Predictor(trainer.model.eval(), trainer.processing_class)
+    data = published.load()
+    settings, metrics = calibrate(config, predictor, data.get("validation"))
+    evaluations = evaluate_splits(predictor, data, config.task, train_cfg.eval_batch_size)
+    for evaluation in evaluations.values():
+        metrics.update(evaluation.prefixed())
+    if "temperature" in settings:
+        for name, evaluation in evaluations.items():
+            before = uncalibrated(evaluation.probabilities, settings["temperature"])
+            metrics[f"{name}_ece_uncalibrated"] = expected_calibration_error(
+                *calibration_inputs(config.task, evaluation.truth, before)
+            )
+    test_predictions = evaluations["test"].predictions if "test" in evaluations else {}
     timings["evaluate"] = time.perf_counter() - stage
     return FitResult(
         trainer.model,
@@ -157,4 +163,6 @@ def fit_classification(
         {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
         test_predictions,
         timings,
+        settings=settings,
+        evaluations=evaluations,
     )

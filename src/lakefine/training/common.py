@@ -31,6 +31,8 @@ class FitResult:
     metrics: dict  # validation and test metrics
     test_predictions: dict  # row_hash, label, predictions on the test split
     timings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # fitted on validation, saved with the model (thresholds, T)
+    evaluations: dict = field(default_factory=dict)  # split -> lakefine.evaluation.scoring.Evaluation
 
 
 def load_pretrained(auto_class, model_dir: str, what: str, **kwargs):

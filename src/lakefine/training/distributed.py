@@ -130,7 +130,15 @@ def train_distributed(
     model = model_class.from_pretrained(model_dir)
     tokenizer = load_tokenizer(str(model_dir), max_length)
     timings = dict(record["timings"], distributed_wall=elapsed)
-    return FitResult(model, tokenizer, label_map, record["metrics"], record["test_predictions"], timings)
+    return FitResult(
+        model,
+        tokenizer,
+        label_map,
+        record["metrics"],
+        record["test_predictions"],
+        timings,
+        settings=record.get("settings", {}),  # fitted on validation by rank 0 (thresholds, temperature)
+    )
 
 
 def run_rank(
@@ -177,6 +185,7 @@ def run_rank(
                 metrics=result.metrics,
                 test_predictions=result.test_predictions,
                 timings=result.timings,
+                settings=result.settings,
                 model_dir=model_dir,
             )
     if rank == 0:

@@ -26,6 +26,7 @@ from lakefine.core.config import PipelineConfig
 from lakefine.core.dataset import PublishedDataset
 from lakefine.core.log import say
 from lakefine.core.metrics import answer_scores
+from lakefine.evaluation.scoring import evaluate_splits
 from lakefine.serving.predictor import Predictor
 from lakefine.serving.text2text import decode, encoder_inputs
 from lakefine.training.common import (
@@ -122,25 +123,15 @@ def fit_seq2seq(
     timings["train"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
-    metrics, test_predictions = {}, {}
-    if has_validation:
-        metrics.update(trainer.evaluate(metric_key_prefix="validation"))
-    if "test" in tokenized:
-        # The test split is scored through the serving code path (Predictor), so the
-        # reported answers are exactly what the registered model answers.
-        test = data["test"]
-        answers = [
-            p["answer"]
-            for p in Predictor(trainer.model.eval(), tokenizer).predict(
-                test["text"], test["text_pair"] if with_context else None, batch_size=config.train.eval_batch_size
-            )
-        ]
-        metrics.update({f"test_{k}": v for k, v in answer_scores(answers, test["target"]).items()})
-        test_predictions = {
-            "row_hash": [int(h) for h in test["row_hash"]],
-            "target": test["target"],
-            "predicted": answers,
-        }
+    # Both splits through the evaluation module (the serving code path, as `lakefine
+    # evaluate` scores them): the reported answers are what the registered model answers.
+    evaluations = evaluate_splits(
+        Predictor(trainer.model.eval(), tokenizer), data, config.task, config.train.eval_batch_size
+    )
+    metrics = {}
+    for evaluation in evaluations.values():
+        metrics.update(evaluation.prefixed())
+    test_predictions = evaluations["test"].predictions if "test" in evaluations else {}
     timings["evaluate"] = time.perf_counter() - stage
     return FitResult(
         trainer.model,
@@ -149,4 +140,5 @@ def fit_seq2seq(
         {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
         test_predictions,
         timings,
+        evaluations=evaluations,
     )
