@@ -169,10 +169,10 @@ def _train_attempt(config, published, attempt, experiment_id, run_id, resume_fro
         if config.train.num_processes <= 1:  # distributed: rank 0 has saved it, once
             result.model.save_pretrained(staging)
             result.tokenizer.save_pretrained(staging)
-        replace_directory(staging, model_dir)
+        finish_training(config, published, result, staging, run_id)  # settings, model card, plots
+        replace_directory(staging, model_dir)  # complete, card and settings included
         runs.log_test_predictions(result.test_predictions)
         stage = time.perf_counter()
-        finish_training(config, published, result, model_dir, run_id)  # settings, model card, plots
         registration = log_and_register_model(config, result, model_dir)
         result.timings["log_model"] = time.perf_counter() - stage
     checkpoints.wipe(local_dir, volume_dir)  # finished: the model is saved and registered
