@@ -167,6 +167,20 @@ def cli_cases(tmp_path_factory):
             process.communicate()
 
 
+def cleaned_counts(root, spark, config, df=None):
+    """Read and clean without publishing (cheaper than prepare, for tests about reading):
+    input rows, ``{label: {split: rows}}`` of usable rows, ``{reason: rows}``."""
+    from lakefine.prep.prepare import count_rows, usable_model_dir, usable_rows
+    from lakefine.prep.sources import read_source
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
+        raw = df if df is not None else read_source(spark, config.source, config.runtime)
+        rows, _ = usable_rows(config, raw, usable_model_dir(config))
+        input_rows, usable, by_reason, _ = count_rows(config, rows)
+    return input_rows, usable, by_reason
+
+
 def run_prepare(root, spark, config, df=None):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
@@ -548,14 +562,17 @@ def test_policy_quarantines_do_not_count_against_the_gate(keyed):
     assert gate["defect_rows"] == 3 and gate["max_quarantined_fraction"] == 0.1  # empty label, the conflict
 
 
-def test_conflict_key_exact_compares_texts_as_written_and_keeps_the_split(spark, module_root):
+def test_conflict_key_exact_compares_texts_as_written_and_keeps_the_split(spark):
+    from lakefine.prep.prepare import usable_model_dir, usable_rows
+
     rows = BASE + [("Great Film", "pos"), ("great film", "neg")]
     cfg = config(source=src(), labels={"conflict_key": "exact"})
-    result = run_prepare(module_root, spark, cfg, spark.createDataFrame(rows, SCHEMA))
-    assert result.counts["quarantined"] == 0
-    assert result.dataset.manifest["data_card"]["cleaning"]["check_key"] == "exact"
+    cleaned, cleaning = usable_rows(cfg, spark.createDataFrame(rows, SCHEMA), usable_model_dir(cfg))
+    assert cleaning["check_key"] == "exact"
+    collected = cleaned.collect()
+    assert [row.reason for row in collected if row.reason] == []
     # the split key is never folded: each row keeps the split of its text as written
-    splits = {row["text"]: row["split"] for row in published_rows(result)}
+    splits = {row.text: row.split for row in collected}
     expected = {
         row.text: row.split
         for row in assign_split(
@@ -587,10 +604,11 @@ def test_json_lines_of_two_types_and_a_broken_line(spark, module_root):
         "json_types",
         {"a.jsonl": "\n".join(good).encode() + b"\n", "b.jsonl": "\n".join([*strings, "{not json"]).encode() + b"\n"},
     )
-    result = run_prepare(module_root, spark, config(source=src(path=folder, format="jsonl", table=None)))
-    assert_balanced(result)
-    assert result.counts["input"] == 61 and result.counts["by_reason"] == {"malformed_row": 1}
-    assert result.label_map.labels == ("0", "1")
+    input_rows, usable, by_reason = cleaned_counts(
+        module_root, spark, config(source=src(path=folder, format="jsonl", table=None))
+    )
+    assert input_rows == 61 and by_reason == {"malformed_row": 1}
+    assert sorted(usable) == ["0", "1"]
 
 
 LATIN = ["café crème très bon", "déjà vu à la fenêtre", "naïve façon", "élève à l'hôtel", "noël où"]
@@ -618,11 +636,20 @@ def test_a_latin1_file_fails_the_gate_naming_its_encoding(spark, module_root, la
     assert "Traceback" not in message
 
 
-def test_below_the_gate_the_encoding_hint_is_a_warning_and_the_hint_works(spark, module_root, latin1_csv, capsys):
+def test_below_the_gate_the_encoding_hint_is_a_warning(module_root, latin1_csv, capsys):
+    from lakefine.prep.diagnose import check_quarantine
+
     cfg = config(source=src(path=latin1_csv, format="csv", table=None, max_quarantined_fraction=0.5))
-    result = run_prepare(module_root, spark, cfg)
-    assert result.counts["by_reason"] == {"invalid_utf8_text": 20}
-    assert "warning: 20 rows quarantined as invalid_utf8_text" in capsys.readouterr().err
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAKEFINE_LOCAL_ROOT", str(module_root))
+        gate = check_quarantine(cfg, None, 80, {"invalid_utf8_text": 20})  # below the gate: no rows are read
+    assert gate == {"max_quarantined_fraction": 0.5, "defect_rows": 20, "defect_fraction": 0.25}
+    warning = capsys.readouterr().err
+    assert "warning: 20 rows quarantined as invalid_utf8_text: reviews.csv is not UTF-8" in warning
+    assert "set source.options.encoding: ISO-8859-1" in warning
+
+
+def test_the_encoding_the_hint_names_reads_every_row(spark, module_root, latin1_csv):
     options = {"encoding": "ISO-8859-1"}  # what the hint says
     fixed = run_prepare(
         module_root, spark, config(source=src(path=latin1_csv, format="csv", table=None, options=options))
@@ -728,9 +755,9 @@ def mixed_parquet(module_root):
 
 def test_parquet_files_with_int_and_string_labels_are_read_as_one_type(spark, module_root, mixed_parquet):
     cfg = config(source=src(path=f"{mixed_parquet}/scalars", format="parquet", table=None))
-    result = run_prepare(module_root, spark, cfg)
-    assert_balanced(result)
-    assert result.counts["used"] == 80 and result.label_map.labels == ("0", "1")
+    input_rows, usable, by_reason = cleaned_counts(module_root, spark, cfg)
+    assert input_rows == 80 and by_reason == {}
+    assert {label: sum(splits.values()) for label, splits in usable.items()} == {"0": 40, "1": 40}
 
 
 def test_parquet_files_with_a_struct_and_a_string_column_are_one_clear_error(spark, module_root, mixed_parquet):
