@@ -187,6 +187,7 @@ def test_multi_label_curves_and_data_card_figures():
     plots.close(fig)
 
 
+@pytest.mark.slow  # loads a model: 12-60 s here depending on the load
 def test_folding_a_temperature_divides_the_logits(tiny_model):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -295,6 +296,7 @@ def evaluate(registry, model_uri: str, *overrides: str) -> dict:
     return pipeline.evaluate(load_config(SMOKE, list(overrides)), model_uri)
 
 
+@pytest.mark.slow
 def test_training_saves_the_card_settings_and_plots_and_folds_the_temperature(registry):
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -314,6 +316,7 @@ def test_training_saves_the_card_settings_and_plots_and_folds_the_temperature(re
     assert f"dataset key `{registry.dataset.name}`" in card and "`fresh`, `rotten`" in card
     assert f"| accuracy | {metrics['validation_accuracy']:.4f} | {metrics['test_accuracy']:.4f} |" in card
     assert f"Temperature {settings['temperature']:.4f}" in card and "12,808 in" in card
+    assert "baseline (majority class 'fresh')" in card
 
     artifacts = {a.path for a in MlflowClient().list_artifacts(trained.run_id, "plots")}
     assert artifacts == {
@@ -347,6 +350,7 @@ def test_training_saves_the_card_settings_and_plots_and_folds_the_temperature(re
     assert np.abs(probs - np.array(saved["probabilities"])).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_no_champion_the_first_model_above_min_metric_becomes_champion(registry):
     set_champion(None)
     kept = evaluate(registry, uri(registry.strong), "evaluate.min_metric=0.99")
@@ -357,6 +361,7 @@ def test_no_champion_the_first_model_above_min_metric_becomes_champion(registry)
     assert champion() == registry.strong
 
 
+@pytest.mark.slow
 def test_a_weaker_champion_is_replaced_and_the_comparison_logged(registry):
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -378,6 +383,7 @@ def test_a_weaker_champion_is_replaced_and_the_comparison_logged(registry):
     assert "plots/champion_vs_challenger_f1.png" in logged
 
 
+@pytest.mark.slow
 def test_a_stronger_champion_is_kept(registry):
     set_champion(registry.strong)
     result = evaluate(registry, uri(registry.weak))
@@ -385,6 +391,7 @@ def test_a_stronger_champion_is_kept(registry):
     assert champion() == registry.strong
 
 
+@pytest.mark.slow
 def test_a_dry_run_decides_and_logs_but_moves_no_alias(registry):
     import mlflow
 
@@ -395,6 +402,7 @@ def test_a_dry_run_decides_and_logs_but_moves_no_alias(registry):
     assert mlflow.get_run(registry.trained.run_id).data.tags["lakefine.gate.decision"] == "would_promote"
 
 
+@pytest.mark.slow
 def test_a_champion_with_another_label_map_is_kept_with_the_reason(registry):
     set_champion(registry.other)
     result = evaluate(registry, uri(registry.strong))
@@ -403,6 +411,7 @@ def test_a_champion_with_another_label_map_is_kept_with_the_reason(registry):
     assert champion() == registry.other
 
 
+@pytest.mark.slow
 def test_a_model_whose_label_map_differs_from_the_dataset_is_refused_naming_both(registry):
     from lakefine import pipeline
 
@@ -449,6 +458,7 @@ def test_the_cli_and_the_bundle_task_report_trainings_numbers(registry):
     assert from_job["metrics"] == summary["metrics"]
 
 
+@pytest.mark.slow
 def test_a_missing_dataset_is_one_clear_error(registry, tmp_path):
     """The model's run names its dataset; when that version is gone, evaluate says so
     (never "the newest")."""

@@ -86,10 +86,9 @@ def finish_training(
     settings = model_settings(config, published, fit_result, run_id)
     write_settings(model_dir, settings)
     data = published.load()
-    num_labels = len(settings["labels"])
     baseline, what = ({}, "")
     if "train" in data and "test" in data:
-        baseline, what = baseline_scores(config.task, data["train"], data["test"], num_labels)
+        baseline, what = baseline_scores(config.task, data["train"], data["test"], settings["labels"])
     card = model_card(config, published.manifest, fit_result.metrics, settings, baseline, what)
     (Path(model_dir) / CARD_FILE).write_text(card)
 

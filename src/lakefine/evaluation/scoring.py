@@ -101,7 +101,7 @@ def require_test_split(published, config_name: str):
     return test
 
 
-def baseline_scores(task: str, train, test, num_labels: int) -> tuple[dict[str, float], str]:
+def baseline_scores(task: str, train, test, labels: list[str]) -> tuple[dict[str, float], str]:
     """What the model must beat: the training split's majority class (single-label),
     most frequent label set (multi-label) or most frequent answer (seq2seq), predicted
     for every test row. Returns the scores and what was predicted."""
@@ -112,6 +112,8 @@ def baseline_scores(task: str, train, test, num_labels: int) -> tuple[dict[str, 
     if task == "multi_label":
         most = Counter(tuple(row) for row in train["label"]).most_common(1)[0][0]
         predicted = np.tile(np.asarray(most, dtype=int), (len(test), 1))
-        return scores.task_scores(task, truth, predicted, num_labels), "the most frequent label set"
+        return scores.task_scores(task, truth, predicted, len(labels)), "the most frequent label set"
     majority = Counter(train["label"]).most_common(1)[0][0]
-    return scores.task_scores(task, truth, np.full(len(test), majority), num_labels), f"class id {majority}"
+    return scores.task_scores(
+        task, truth, np.full(len(test), majority), len(labels)
+    ), f"majority class {labels[majority]!r}"
