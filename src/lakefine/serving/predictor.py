@@ -83,9 +83,9 @@ class Predictor:
         id2label = config.id2label
         encoded = self.tokenizer(
             texts, pairs, truncation=True, padding=True, max_length=self.tokenizer.model_max_length, return_tensors="pt"
-        )
+        ).to(self.model.device)  # a scoring worker may have moved the model to its GPU
         with torch.no_grad():
-            logits = self.model(**encoded).logits.numpy()
+            logits = self.model(**encoded).logits.float().cpu().numpy()
         if config.problem_type == "multi_label_classification":
             threshold = getattr(config, "lakefine_threshold", 0.5)
             return [
@@ -111,7 +111,7 @@ class Predictor:
         settings = getattr(self.model.config, "lakefine_seq2seq", None) or {"question_prefix": "", "context_prefix": ""}
         encoded = encoder_inputs(
             self.tokenizer, texts, pairs, settings, self.tokenizer.model_max_length, padding=True, return_tensors="pt"
-        )
+        ).to(self.model.device)
         with torch.no_grad():
             generated = self.model.generate(**encoded, generation_config=self.model.generation_config)
-        return [{"answer": answer} for answer in decode(self.tokenizer, generated.numpy())]
+        return [{"answer": answer} for answer in decode(self.tokenizer, generated.cpu().numpy())]

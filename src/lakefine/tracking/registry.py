@@ -8,6 +8,7 @@ from lakefine.core.paths import parse_volume_path
 from lakefine.core.session import on_databricks
 
 ALIAS = "challenger"
+CHAMPION = "champion"  # the model in use; `lakefine score` prefers it to the challenger
 
 
 def registered_name(config: PipelineConfig) -> str:
@@ -18,3 +19,17 @@ def registered_name(config: PipelineConfig) -> str:
         volume = parse_volume_path(config.runtime.volume, "runtime.volume")
         return f"{volume.catalog}.{volume.schema}.{name}"
     return name
+
+
+def version_by_alias(name: str, alias: str):
+    """The ModelVersion ``name@alias`` points at, or None when the alias (or the model)
+    does not exist. Any other registry failure is raised."""
+    import mlflow  # only callers that talk to the registry pay for the import
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.tracking.MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise

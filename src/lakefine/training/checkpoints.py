@@ -21,9 +21,10 @@ INCOMPLETE_SENTINEL = "checkpoint-is-incomplete.txt"
 
 
 def attempt_key(flat_params: dict, dataset_key: str) -> str:
-    """What makes two runs "the same training": the config (minus where things live)
-    and the data. A rerun with the same key resumes; anything else starts over."""
-    relevant = {k: v for k, v in flat_params.items() if not k.startswith("runtime.")}
+    """What makes two runs "the same training": the config (minus where things live
+    and how the model is scored later) and the data. A rerun with the same key
+    resumes; anything else starts over."""
+    relevant = {k: v for k, v in flat_params.items() if not k.startswith(("runtime.", "score."))}
     payload = json.dumps({"config": relevant, "dataset": dataset_key}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
