@@ -4,7 +4,7 @@
 else the ``challenger`` (with a message). An alias is resolved to its version and the
 model's files are copied once into ``<volume>/scoring/models/<name>/v<version>``, a
 directory every worker can read (the volume is mounted on every node): workers load
-from that path and never call the registry, so a thousand tasks are not a thousand
+that model directory and never call the registry or the tracking store, so a thousand tasks are not a thousand
 registry calls, and an alias moved mid-job cannot mix two models in one output.
 """
 
@@ -17,6 +17,8 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from lakefine.core import paths
 from lakefine.core.config import PipelineConfig
@@ -78,11 +80,14 @@ def _registered(config: PipelineConfig, name: str, version: int, uri: str) -> Sc
 
 
 def _materialized(config: PipelineConfig, source: str, key: str) -> Path:
-    """The MLflow model's files under the volume, downloaded once (into a staging
-    directory, then renamed, so a worker never sees half a model)."""
+    """The MLflow model's files under the volume, downloaded once into a staging
+    directory, arranged as one model directory (``files/``: config, weights,
+    tokenizer), then renamed, so a worker never sees half a model. Workers load
+    ``files/`` with ``Predictor.from_directory``: loading through MLflow would look the
+    model up in the tracking store from every worker."""
     target = paths.resolve(f"{config.runtime.volume}/scoring/models/{key}", config.runtime.local_root)
     if (target / "MLmodel").is_file():
-        return target
+        return _model_files(target, source)
     import mlflow  # set up by tracking_client.setup above
 
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -90,18 +95,57 @@ def _materialized(config: PipelineConfig, source: str, key: str) -> Path:
     staging.mkdir(parents=True)
     try:
         mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging))
+        if not (staging / "MLmodel").is_file():
+            raise TrackingError(f"--model {source}: not an MLflow model (no MLmodel file in its artifacts)")
+        _arrange(staging, source)
+        _model_files(staging, source)
+    except TrackingError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     except Exception as exc:  # mlflow raises many types for a bad URI or an unreachable store
         shutil.rmtree(staging, ignore_errors=True)
         raise TrackingError(f"--model {source}: cannot download this MLflow model ({first_line(exc)})") from None
-    if not (staging / "MLmodel").is_file():
-        shutil.rmtree(staging, ignore_errors=True)
-        raise TrackingError(f"--model {source}: not an MLflow model (no MLmodel file in its artifacts)")
     try:
         staging.rename(target)
     except OSError:  # another scoring run copied it meanwhile: theirs is the same files
         shutil.rmtree(staging, ignore_errors=True)
     say(f"score: model {source} copied to {target}")
-    return target
+    return _model_files(target, source)
+
+
+def _flavors(directory: Path) -> dict:
+    return (yaml.safe_load((directory / "MLmodel").read_text()) or {}).get("flavors") or {}
+
+
+def _arrange(directory: Path, source: str) -> None:
+    """Transformers flavor: the weights (``model/``) and the saved components
+    (``components/tokenizer/``) moved into one ``files/`` directory, as save_pretrained
+    writes it. Lakefine's pyfunc already wraps such a directory (its ``model_dir``
+    artifact): nothing to move."""
+    transformers_flavor = _flavors(directory).get("transformers")
+    if not transformers_flavor:
+        return
+    files = directory / "files"
+    (directory / transformers_flavor.get("model_binary", "model")).rename(files)
+    for component in transformers_flavor.get("components") or []:
+        for item in (directory / "components" / component).iterdir():
+            if not (files / item.name).exists():
+                item.rename(files / item.name)
+
+
+def _model_files(directory: Path, source: str) -> Path:
+    flavors = _flavors(directory)
+    artifacts = (flavors.get("python_function") or {}).get("artifacts") or {}
+    candidates = [directory / "files"]
+    if "model_dir" in artifacts:
+        candidates.append(directory / artifacts["model_dir"]["path"])
+    for candidate in candidates:
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise TrackingError(
+        f"--model {source}: no model directory (config.json) in this MLflow model (flavors: {', '.join(flavors)});"
+        " lakefine scores models logged by `lakefine train`: the transformers flavor or lakefine's pyfunc"
+    )
 
 
 def model_task(path: Path, config: PipelineConfig) -> str:
