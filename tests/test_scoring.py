@@ -287,3 +287,106 @@ def test_sql_input_cannot_be_incremental_and_the_cli_says_so(root):
     assert "Traceback" not in done.stderr
     with pytest.raises(ConfigError, match="exactly one of --output-table"):
         pipeline.score_and_write(load_config(SMOKE))
+
+
+@pytest.mark.slow
+def test_incremental_is_exactly_once_when_the_run_is_killed_after_a_batch_commits(spark, root, trained):
+    """``maxFilesPerTrigger=1``: the CLI run is SIGKILLed (driver and JVM) right after its
+    first micro-batch commits; the rerun finishes the rest. Counted through a Spark
+    read of the sink (its metadata log), not raw files: every input row exactly once."""
+    import signal
+    import time
+
+    from lakefine.scoring.sink import Output, checkpoint_dir
+
+    source, output = "/Volumes/main/lakefine/raw/score_killed", "/Volumes/main/lakefine/prep/scores/killed"
+    write_files(spark, resolve(source), 0, files=8, per_file=60)
+    overrides = ["score.max_files_per_trigger=1"]
+    config = load_config(SMOKE, overrides)
+    commits = checkpoint_dir(config, source, Output(None, output)) / "commits"
+    args = ["score", str(SMOKE), *overrides, "--input-path", source, "--output-path", output, "--incremental"]
+    args += ["--model", trained[2].model_dir]
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root), "PYSPARK_PYTHON": sys.executable}
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "lakefine.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the JVM and the Python workers die with it
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (commits / "0").is_file() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(killed.pid, signal.SIGKILL)
+    finally:
+        killed.wait()
+    assert (commits / "0").is_file(), "the first micro-batch never committed"
+    committed = len([p for p in commits.iterdir() if p.name.isdigit()])
+    assert committed < 8, "the run finished before the kill: nothing was interrupted"
+
+    rerun = pipeline.score_and_write(
+        config, spark=spark, input_path=source, output_path=output, incremental=True, model_uri=trained[2].model_dir
+    )
+    assert rerun["rows_in"] == rerun["rows_out"] == 480 - rerun["output_rows_total"] + rerun["rows_out"]
+    ids = [r["id"] for r in spark.read.parquet(str(resolve(output))).select("id").collect()]
+    assert sorted(ids) == list(range(480))  # every input row exactly once, none twice
+
+
+CONNECT_SIDE = r"""
+import json, sys, warnings
+from pyspark.sql import SparkSession
+from lakefine import pipeline
+from lakefine.core.config import load_config
+from lakefine.core.session import session_kind
+
+warnings.filterwarnings("ignore", message="Failed to set spark")
+jvm_opts = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+spark = (SparkSession.builder.remote("local[2]")
+         .config("spark.ui.enabled", "false")
+         .config("spark.ui.showConsoleProgress", "false")
+         .config("spark.sql.shuffle.partitions", "4")
+         .config("spark.driver.extraJavaOptions", jvm_opts)
+         .config("spark.executor.extraJavaOptions", jvm_opts)
+         .getOrCreate())
+try:
+    assert session_kind(spark) == "connect", type(spark)
+    source, output = sys.argv[1], sys.argv[2]
+    config = load_config(sys.argv[3])
+    schema = pipeline.score(config, spark, input_path=source).schema.simpleString()
+    summary = pipeline.score_and_write(config, spark=spark, input_path=source, output_path=output)
+    print(json.dumps({"schema": schema, **summary}, default=str))
+finally:
+    spark.stop()
+"""
+
+
+@pytest.mark.slow
+def test_scoring_runs_on_spark_connect(spark, root, trained, tmp_path):
+    """The registered challenger on a local Spark Connect session (no sparkContext, no
+    RDD): the same schema, every row, the same labels as the classic session."""
+    source, output = "/Volumes/main/lakefine/raw/score_connect", "/Volumes/main/lakefine/prep/scores/connect"
+    write_files(spark, resolve(source), 0, files=3, per_file=20)
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root), "PYSPARK_PYTHON": sys.executable}
+    env.update(SPARK_LOCAL_IP="127.0.0.1", OMP_NUM_THREADS="1")
+    env.pop("SPARK_REMOTE", None)
+    log = tmp_path / "connect-side.log"
+    with open(log, "w") as stderr:
+        done = subprocess.run(
+            [sys.executable, "-c", CONNECT_SIDE, source, output, str(SMOKE)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            timeout=400,
+        )
+    assert done.returncode == 0, log.read_text()[-4000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["rows_in"], summary["rows_out"], summary["score_errors"]) == (60, 60, {"'text' is null": 1})
+    assert summary["model_uri"] == "models:/smoke_classifier@challenger" and summary["model_version"] == 1
+    assert summary["schema"].startswith("struct<id:int,text:string,prediction:struct<label:string,label_id:int,")
+
+    from_connect = {r["id"]: r["prediction"] for r in spark.read.parquet(str(resolve(output))).collect()}
+    classic = pipeline.score(load_config(SMOKE), spark, input_path=source).collect()
+    assert {r["id"]: r["prediction"] for r in classic} == from_connect
