@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd  # module level: pandas_udf reads the type hints through these globals
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
@@ -715,7 +716,6 @@ def scoring(params: dict) -> dict:
 
 
 def _naive_udf(path: str):
-    import pandas as pd
     from pyspark.sql import functions as F
 
     @F.pandas_udf("string")
