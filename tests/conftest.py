@@ -47,13 +47,36 @@ def shared_root(tmp_path_factory) -> Path:
     return root
 
 
+def link_shared(root: Path, shared_root: Path) -> Path:
+    """Link the bundled data and the tiny model of the shared root into ``root``."""
+    for part in ("Volumes/main/lakefine/raw", "models"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        (root / part).symlink_to(shared_root / part)
+    return root
+
+
+def start_cli(root: Path, *args, **popen):
+    """``python -m lakefine.cli *args`` on the local root ``root`` (its own sqlite MLflow
+    store), stdout and stderr piped as text."""
+    import subprocess
+
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lakefine.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
 @pytest.fixture()
 def local_root(tmp_path, shared_root, monkeypatch) -> Path:
     """A fresh local root per test, with the bundled data and tiny model linked in."""
     root = tmp_path / "root"
-    for part in ("Volumes/main/lakefine/raw", "models"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        (root / part).symlink_to(shared_root / part)
+    link_shared(root, shared_root)
     monkeypatch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
     yield root
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: never let it leak into the next test.
@@ -100,9 +123,7 @@ def smoke_prepared_by_cli(tmp_path_factory, shared_root):
     import subprocess
 
     root = tmp_path_factory.mktemp("cli-prepared")
-    for part in ("Volumes/main/lakefine/raw", "models"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        (root / part).symlink_to(shared_root / part)
+    link_shared(root, shared_root)
     probe = (
         "import contextlib, io, json, sys\n"
         "from lakefine.cli import main\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, link_shared
 from lakefine.core.dataset import (
     FORMAT_VERSION,
     MANIFEST,
@@ -112,9 +112,7 @@ def _shards_moved(files):  # datasets finished: shards in place, the manifest is
 def root(tmp_path_factory, shared_root):
     """One local root for the whole module: the kills pile up on the same volume."""
     local = tmp_path_factory.mktemp("atomic-root")
-    for part in ("Volumes/main/lakefine/raw", "models"):
-        (local / part).parent.mkdir(parents=True, exist_ok=True)
-        (local / part).symlink_to(shared_root / part)
+    link_shared(local, shared_root)
     return local
 
 

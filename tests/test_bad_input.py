@@ -52,7 +52,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import REPO, make_config
+from conftest import REPO, make_config, start_cli
 from lakefine.core.config import SplitConfig
 from lakefine.core.errors import ConfigError, DataError, TrainingError
 from lakefine.prep.clean import with_key
@@ -108,18 +108,6 @@ def expect_error(error_type, call, *fragments):
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in: {message}"
     return message
-
-
-def start_cli(root, *args) -> subprocess.Popen:
-    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "lakefine.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def assert_clean_cli_error(process: subprocess.Popen, *fragments):

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, with_smoke_dataset
+from conftest import REPO, link_shared, start_cli, with_smoke_dataset
 from lakefine.core.leases import live_leases
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
@@ -22,27 +22,12 @@ TRAIN = ["train", SMOKE, "train.max_steps=20", "train.checkpoint_steps=1000", "-
 
 def linked(tmp_path, shared_root, smoke_dataset=None):
     root = tmp_path / "root"
-    for part in ("Volumes/main/lakefine/raw", "models"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        (root / part).symlink_to(shared_root / part)
+    link_shared(root, shared_root)
     if smoke_dataset is not None:
         with_smoke_dataset(root, smoke_dataset)
         pointer = root / "Volumes/main/lakefine/prep/datasets/smoke/CURRENT.json"
         pointer.write_text(json.dumps({"key": smoke_dataset.name}))
     return root
-
-
-def lakefine(root, *args, **popen):
-    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "lakefine.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
 
 
 def wait_for_line(process, needle: str) -> list[str]:
@@ -66,7 +51,7 @@ def test_a_stalled_training_keeps_its_lock_and_its_dataset_and_a_dead_one_is_rep
     root = linked(tmp_path, shared_root, smoke_dataset)
     dataset = root / "Volumes/main/lakefine/prep/datasets/smoke" / smoke_dataset.name
     train = [*TRAIN, "--dataset", str(dataset)]
-    first = lakefine(root, *train)
+    first = start_cli(root, *train)
     try:
         wait_for_line(first, "train: MLflow run")  # holds the lock and the lease; its run is RUNNING
         first.send_signal(signal.SIGSTOP)  # stalled: alive, not finishing
@@ -90,7 +75,7 @@ def test_a_stalled_training_keeps_its_lock_and_its_dataset_and_a_dead_one_is_rep
         first.send_signal(signal.SIGKILL)
         first.wait()
 
-    third = lakefine(root, *train)
+    third = start_cli(root, *train)
     out, err = third.communicate(timeout=600)
     assert third.returncode == 0, err[-3000:]
     assert "died before it could be resumed: marked KILLED" in err
@@ -112,7 +97,7 @@ def test_a_stalled_training_keeps_its_lock_and_its_dataset_and_a_dead_one_is_rep
 @pytest.mark.slow
 def test_two_prepares_at_once_publish_one_dataset_and_both_name_it(tmp_path, shared_root):
     root = linked(tmp_path, shared_root)
-    both = [lakefine(root, "prepare", SMOKE, "--json") for _ in range(2)]
+    both = [start_cli(root, "prepare", SMOKE, "--json") for _ in range(2)]
     results = [process.communicate(timeout=600) for process in both]
     for process, (_, err) in zip(both, results):
         assert process.returncode == 0, err[-3000:]

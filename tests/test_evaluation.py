@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, make_config, with_smoke_dataset
+from conftest import REPO, link_shared, make_config, with_smoke_dataset
 from lakefine.core.calibration import fit_temperature, negative_log_likelihood, tune_thresholds
 from lakefine.core.config import EvaluateConfig, load_config
 from lakefine.core.errors import ConfigError, DataError
@@ -222,9 +222,7 @@ def registry(tmp_path_factory, shared_root, smoke_dataset):
     from lakefine.serving.saved import read_settings, save_model
 
     root = tmp_path_factory.mktemp("eval-root")
-    for part in ("Volumes/main/lakefine/raw", "models"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        (root / part).symlink_to(shared_root / part)
+    link_shared(root, shared_root)
     with_smoke_dataset(root, smoke_dataset)
     previous = os.environ.get("LAKEFINE_LOCAL_ROOT")
     os.environ["LAKEFINE_LOCAL_ROOT"] = str(root)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, link_shared
 from lakefine import pipeline
 from lakefine.core.dataset import PublishedDataset
 
@@ -29,9 +29,7 @@ def cli(local_root, *args, check=True):
 def smoke_root(tmp_path_factory, shared_root):
     """One smoke run shared by the tests that inspect its outputs."""
     root = tmp_path_factory.mktemp("smoke-root")
-    for part in ("Volumes/main/lakefine/raw", "models"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        (root / part).symlink_to(shared_root / part)
+    link_shared(root, shared_root)
     result = cli(root, "run", SMOKE, "--json")
     return root, json.loads(result.stdout), result.stderr
 

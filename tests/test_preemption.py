@@ -11,10 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO, with_smoke_dataset
+from conftest import REPO, link_shared, with_smoke_dataset
 from lakefine.training.checkpoints import SEAL
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
@@ -26,9 +27,7 @@ def linked_root(base: Path, shared_root: Path, smoke_dataset: Path) -> Path:
     """A fresh local root with the bundled data, the tiny model and the smoke dataset
     already prepared: these tests are about training, so the run starts no Spark."""
     root = base / "root"
-    for part in ("Volumes/main/lakefine/raw", "models"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        (root / part).symlink_to(shared_root / part)
+    link_shared(root, shared_root)
     return with_smoke_dataset(root, smoke_dataset)
 
 
@@ -149,9 +148,10 @@ def test_a_retried_final_step_reuses_the_version_its_run_registered(local_root, 
     config = load_config(SMOKE, ["train.max_steps=2"])
     dataset = local_root / "Volumes/main/lakefine/prep/datasets/smoke" / smoke_dataset.name
     first = pipeline.train(config, str(dataset))
-    retried = type("Fit", (), {})()
-    retried.model = AutoModelForSequenceClassification.from_pretrained(first.model_dir)
-    retried.tokenizer = AutoTokenizer.from_pretrained(first.model_dir)
+    retried = SimpleNamespace(  # what a resumed final step hands over: the reloaded model
+        model=AutoModelForSequenceClassification.from_pretrained(first.model_dir),
+        tokenizer=AutoTokenizer.from_pretrained(first.model_dir),
+    )
     with mlflow.start_run(run_id=first.run_id):
         again = log_and_register_model(config, retried, first.model_dir)
     client = mlflow.tracking.MlflowClient()

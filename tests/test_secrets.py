@@ -285,7 +285,7 @@ def test_a_databricks_token_and_tracking_credentials_appear_in_no_output(local_r
             cwd=cwd,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=900,  # a safety net for a hung run, not a timing check: 300 s was hit at load 10
         )
     finally:
         scanner.finish()
