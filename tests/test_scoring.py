@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from pyspark.sql import types as T
 
-from conftest import REPO, with_smoke_dataset
+from conftest import REPO, link_shared, with_smoke_dataset
 from lakefine import pipeline
 from lakefine.core.config import load_config
 from lakefine.core.dataset import PublishedDataset
@@ -42,10 +42,7 @@ LINEAGE = [
 def trained(tmp_path_factory, shared_root, smoke_dataset):
     """The smoke pipeline trained once (max_steps 10) in a root of its own: version 1
     of ``smoke_classifier``, alias ``challenger``, no ``champion``."""
-    root = tmp_path_factory.mktemp("scoring-root")
-    for part in ("Volumes/main/lakefine/raw", "models"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        (root / part).symlink_to(shared_root / part)
+    root = link_shared(tmp_path_factory.mktemp("scoring-root"), shared_root)
     with_smoke_dataset(root, smoke_dataset)
     previous = os.environ.get("LAKEFINE_LOCAL_ROOT")
     os.environ["LAKEFINE_LOCAL_ROOT"] = str(root)
