@@ -146,9 +146,11 @@ def test_notebooks_run_top_to_bottom_locally(local_root):
     assert [p["text"] for p in predictions] == ["a wonderful film", "a dreadful mess"]
     assert all(p["label"] in ("fresh", "rotten") for p in predictions)
 
-    # No model given: the registered champion, else (as here) the challenger 02_train registered.
+    # No model given: the registered champion (03_evaluate promoted the first model above
+    # evaluate.min_metric), else the challenger 02_train registered.
+    alias = "champion" if evaluated["gate"]["decision"] == "promoted" else "challenger"
     env.pop("LAKEFINE_MODEL_URI")
     env["LAKEFINE_OUTPUT_TABLE"] = "main.lakefine.smoke_scores"
     scored = last_json(run_notebook("05_score.py", env))
     assert scored["rows_in"] == scored["rows_out"] == prepared["rows"]["input"]
-    assert scored["model_uri"].endswith("@challenger") and scored["model_version"] == trained["version"]
+    assert scored["model_uri"].endswith(f"@{alias}") and scored["model_version"] == trained["version"]
