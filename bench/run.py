@@ -32,6 +32,7 @@ MODES = {
         "repeats": 3,
         "train_steps": {"lakefine": 8, "dynamic_random": 8, "pad_128": 3, "pad_512": 1},
         "e2e_overrides": ["train.max_steps=50"],
+        "score_rows": 10_000,
     },
     "full": {
         "sizes": [100_000, 1_000_000],
@@ -40,6 +41,7 @@ MODES = {
         "repeats": 5,
         "train_steps": {"lakefine": 40, "dynamic_random": 40, "pad_128": 10, "pad_512": 3},
         "e2e_overrides": [],
+        "score_rows": 50_000,
     },
 }
 HANDOFF_METHODS = ["lakefine_from_spark", "lakefine_parquet", "plain_from_spark", "pandas", "spark_parquet"]
@@ -365,6 +367,57 @@ def e2e_checks(res: dict) -> list[dict]:
     ]
 
 
+def scoring_checks(res: dict) -> list[dict]:
+    lf, udf, naive = (res.get(m) for m in ("lakefine", "spark_udf", "naive"))
+    rows = []
+    if _ok(lf, udf):
+        ratio = lf["rows_per_s"] / udf["rows_per_s"]
+        rows.append(
+            check(
+                "6 scoring",
+                f"lakefine score rows/s / mlflow.pyfunc.spark_udf (same MiniLM model, {lf['rows']:,} RT texts, local[2])",
+                fmt_rate(lf["rows_per_s"]),
+                fmt_rate(udf["rows_per_s"]),
+                f"{ratio:.2f}x",
+                ">= 2x",
+                ratio >= 2,
+                "both load the model once per Python worker; the difference left is batching and padding",
+                note=f"{lf['seconds']:.0f} s vs {udf['seconds']:.0f} s, model loads included",
+            )
+        )
+    if _ok(lf, naive):
+        rows.append(
+            check(
+                "6 scoring",
+                f"lakefine score rows/s / a pandas UDF loading the model in every Arrow batch ({ARROW_ROWS} rows)",
+                fmt_rate(lf["rows_per_s"]),
+                fmt_rate(naive["rows_per_s"]),
+                f"{lf['rows_per_s'] / naive['rows_per_s']:.2f}x",
+                "(no target)",
+                True,
+                info=True,
+            )
+        )
+    padding = res.get("padding")
+    if _ok(padding):
+        rows.append(
+            check(
+                "6 scoring",
+                "padding efficiency of the scoring batches (sorted by length within each Arrow batch)",
+                f"{padding['lakefine']:.3f}",
+                f"arrival order {padding['arrival_order']:.3f}",
+                "",
+                ">= 0.90",
+                padding["lakefine"] >= 0.9,
+                "rows of one Arrow batch span many lengths",
+            )
+        )
+    return rows
+
+
+ARROW_ROWS = 1000  # bench/workers.py ARROW_BATCH_ROWS
+
+
 def _ok(*results) -> bool:
     return all(r is not None and "error" not in r for r in results)
 
@@ -419,13 +472,17 @@ def main(argv=None) -> int:
         help="< 10 minutes: handoff at 100k and 300k rows, fewer training steps, end to end with train.max_steps=50",
     )
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
+    parser.add_argument("--score-rows", type=int, help="rows for the scoring section (default: 10k quick, 50k full)")
     parser.add_argument(
-        "--only", nargs="*", default=None, help="sections to run (handoff labels tokenization training end_to_end)"
+        "--only",
+        nargs="*",
+        default=None,
+        help="sections to run (handoff labels tokenization training end_to_end scoring)",
     )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     cfg = MODES[mode]
-    sections = args.only or ["handoff", "labels", "tokenization", "training", "end_to_end"]
+    sections = args.only or ["handoff", "labels", "tokenization", "training", "end_to_end", "scoring"]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="lakefine-bench-"))
@@ -464,10 +521,24 @@ def main(argv=None) -> int:
     if "end_to_end" in sections:
         raw["end_to_end"] = run_worker("end_to_end", {"overrides": cfg["e2e_overrides"]}, log_dir)
         rows += e2e_checks(raw["end_to_end"])
+    if "scoring" in sections:
+        score_root = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
+        setup = run_worker(
+            "scoring_setup", {"root": str(score_root), "rows": args.score_rows or cfg["score_rows"]}, log_dir
+        )
+        raw["scoring"] = {"setup": setup}
+        if _ok(setup):
+            for method in ("lakefine", "spark_udf", "naive"):
+                raw["scoring"][method] = run_worker("scoring", {"root": str(score_root), "method": method}, log_dir)
+            raw["scoring"]["padding"] = run_worker(
+                "scoring_padding", {"rows": setup["rows"], "max_length": setup["max_length"]}, log_dir
+            )
+        rows += scoring_checks(raw["scoring"])
 
     measurements = {
         **{f"handoff {k}": v for k, v in raw.get("handoff", {}).items()},
-        **{k: v for k, v in raw.items() if k != "handoff"},
+        **{k: v for k, v in raw.items() if k not in ("handoff", "scoring")},
+        **{f"scoring {k}": v for k, v in raw.get("scoring", {}).items()},
     }
     errors = {k: v["error"] for k, v in measurements.items() if "error" in v}
     total = time.perf_counter() - started
@@ -476,6 +547,7 @@ def main(argv=None) -> int:
         "sizes": cfg["sizes"],
         "train_steps": cfg["train_steps"],
         "e2e_overrides": cfg["e2e_overrides"],
+        "score_rows": args.score_rows or cfg["score_rows"],
         "seconds": round(total, 1),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd  # module level: pandas_udf reads the type hints through these globals
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
@@ -613,12 +614,159 @@ def end_to_end(params: dict) -> dict:
         shutil.rmtree(root, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------- scoring
+
+SCORE_MODEL = "bench_scoring"
+ARROW_BATCH_ROWS = 1000  # the same Arrow batches for every method (the naive one loads per batch)
+
+
+def scoring_setup(params: dict) -> dict:
+    """Once per bench run: the real MiniLM with a 2-label head (untrained: throughput
+    does not depend on the weights), its tokenizer truncating at the data card's
+    max_length, logged with the transformers flavor and registered as
+    ``bench_scoring@challenger``, like ``lakefine train`` does; and the input, the real
+    RT texts replicated to ``rows``, written once as Parquet."""
+    root = Path(params["root"])
+    os.environ["LAKEFINE_LOCAL_ROOT"] = str(root)
+    import mlflow
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from lakefine.core.assets import resolve_model
+    from lakefine.prep.session import local_session
+    from lakefine.serving.mlflow_model import MODEL_PIP_REQUIREMENTS
+    from lakefine.tracking.client import default_tracking_uri
+
+    minilm = resolve_model("minilm")
+    texts = rt_texts()
+    max_length, _ = data_card_max_length(minilm, texts)
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    tokenizer.model_max_length = max_length
+    model = AutoModelForSequenceClassification.from_pretrained(
+        minilm, num_labels=2, id2label={0: "fresh", 1: "rotten"}, label2id={"fresh": 0, "rotten": 1}
+    )
+    mlflow.set_tracking_uri(default_tracking_uri())
+    mlflow.set_experiment("bench-scoring")
+    with mlflow.start_run():
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": model, "tokenizer": tokenizer},
+            name="model",
+            task="text-classification",
+            pip_requirements=MODEL_PIP_REQUIREMENTS,
+            input_example=["an example sentence"],
+        )
+    version = mlflow.register_model(info.model_uri, SCORE_MODEL)
+    mlflow.tracking.MlflowClient().set_registered_model_alias(SCORE_MODEL, "challenger", version.version)
+    spark = local_session("local[2]")
+    n = params["rows"]
+    rows = [(i, texts[i % len(texts)]) for i in range(n)]
+    location = root / "Volumes/main/bench/raw/score_input"
+    spark.createDataFrame(rows, "id long, text string").repartition(2).write.mode("overwrite").parquet(str(location))
+    spark.stop()
+    return {"rows": n, "max_length": max_length, "input": str(location)}
+
+
+def scoring(params: dict) -> dict:
+    """One scoring method, timed from the plan to the last row (model loads included),
+    the output discarded (``noop`` sink): ``lakefine`` (pipeline.score), ``spark_udf``
+    (mlflow.pyfunc.spark_udf, env_manager local) or ``naive`` (a pandas UDF that loads
+    the model in every Arrow batch). local[2], one torch thread per Python worker."""
+    root = Path(params["root"])
+    os.environ["LAKEFINE_LOCAL_ROOT"] = str(root)
+    from lakefine.prep.session import local_session
+
+    spark = local_session("local[2]")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    source = "/Volumes/main/bench/raw/score_input"
+    df = spark.read.parquet(str(root / source.lstrip("/")))
+    rows = df.count()
+    method = params["method"]
+    from lakefine.core.config import config_from_dict
+
+    config = config_from_dict(
+        {
+            "name": "bench_scoring",
+            "source": {"path": source, "format": "parquet", "text_column": "text", "label_column": "label"},
+            "tracking": {"registered_model": SCORE_MODEL},
+        }
+    )
+    started = time.perf_counter()
+    if method == "lakefine":
+        from lakefine import pipeline
+
+        scored = pipeline.score(config, spark, df=df)
+    elif method == "spark_udf":
+        import mlflow
+
+        from lakefine.tracking.client import default_tracking_uri
+
+        mlflow.set_tracking_uri(default_tracking_uri())
+        udf = mlflow.pyfunc.spark_udf(
+            spark, f"models:/{SCORE_MODEL}@challenger", result_type="label string, score double", env_manager="local"
+        )
+        scored = df.withColumn("prediction", udf("text"))
+    else:
+        from lakefine.scoring.model import resolve_model
+
+        path = resolve_model(config).path  # the same model files lakefine's workers load
+        scored = df.withColumn("prediction", _naive_udf(path)("text"))
+    scored.write.format("noop").mode("overwrite").save()
+    seconds = time.perf_counter() - started
+    spark.stop()
+    return {"method": method, "rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
+
+
+def _naive_udf(path: str):
+    from pyspark.sql import functions as F
+
+    @F.pandas_udf("string")
+    def naive(texts: pd.Series) -> pd.Series:
+        import torch
+
+        from lakefine.serving.predictor import Predictor
+
+        torch.set_num_threads(1)
+        predictor = Predictor.from_directory(Path(path))  # every batch: the cost the cache avoids
+        return pd.Series([p["label"] for p in predictor.predict(texts.tolist(), batch_size=64)])
+
+    return naive
+
+
+def scoring_padding(params: dict) -> dict:
+    """Padding efficiency of the model batches over the bench input, per Arrow batch of
+    ARROW_BATCH_ROWS rows: lakefine's (sorted by length, 64 rows / 4096 tokens) vs
+    batches of 64 in arrival order (what a fixed-size batch UDF cuts)."""
+    import numpy as np
+
+    from lakefine.core.assets import resolve_model
+    from lakefine.core.config import ScoreConfig
+    from lakefine.prep import datacard
+    from lakefine.scoring.worker import model_batches
+
+    texts = rt_texts()
+    tokenizer = datacard.fast_tokenizer(resolve_model("minilm"))
+    lengths = np.array([min(len(e.ids), params["max_length"]) for e in tokenizer.encode_batch(texts)])
+    lengths = np.resize(lengths, params["rows"])
+    defaults = ScoreConfig()
+    real = padded_sorted = padded_arrival = 0
+    for start in range(0, len(lengths), ARROW_BATCH_ROWS):
+        chunk = lengths[start : start + ARROW_BATCH_ROWS]
+        real += int(chunk.sum())
+        for batch in model_batches(chunk, defaults.batch_rows, defaults.batch_tokens):
+            padded_sorted += len(batch) * int(chunk[batch].max())
+        for i in range(0, len(chunk), defaults.batch_rows):
+            padded_arrival += len(chunk[i : i + defaults.batch_rows]) * int(chunk[i : i + defaults.batch_rows].max())
+    return {"lakefine": real / padded_sorted, "arrival_order": real / padded_arrival}
+
+
 SECTIONS = {
     "handoff": handoff,
     "labels": labels,
     "tokenization": tokenization,
     "training": training,
     "end_to_end": end_to_end,
+    "scoring_setup": scoring_setup,
+    "scoring": scoring,
+    "scoring_padding": scoring_padding,
 }
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def lint_imports(cwd: Path, pythonpath: Path | None = None) -> subprocess.Comple
 def test_the_import_contracts_hold():
     result = lint_imports(REPO)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 broken" in result.stdout and "5 kept" in result.stdout, result.stdout
+    assert "0 broken" in result.stdout and "6 kept" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,7 @@ def test_the_import_contracts_hold():
         ("prep/clean.py", "from lakefine.evaluation import gate", "The Spark side never imports torch"),
         ("evaluation/gate.py", "from lakefine.training import tasks", "Layers"),
         ("training/checkpoints.py", "from lakefine.training import callbacks", "No import cycles"),
+        ("scoring/sink.py", "from lakefine.prep import sources", "Scoring uses the serving side"),
     ],
 )
 def test_a_broken_contract_fails_the_check(tmp_path, module, line, contract):
@@ -118,3 +119,15 @@ def test_hf_cache_configuration_does_not_depend_on_import_order(tmp_path):
     assert cache == f"{volume}/hf_cache/datasets"
     assert downloads.startswith(cache)
     assert soft == "True"
+
+
+def test_the_scoring_driver_never_loads_torch():
+    """The driver builds the scoring plan (and resolves the model) without torch: only
+    the Python workers load it, inside the UDF."""
+    loaded = loaded_after(
+        "import lakefine.scoring.frame, lakefine.scoring.model, lakefine.scoring.sink, lakefine.scoring.inputs\n"
+        "from lakefine import pipeline\n"
+        "import inspect; inspect.getsource(pipeline.score_and_write)\n"
+    )
+    assert {"pyspark", "lakefine"} <= loaded
+    assert "torch" not in loaded and "transformers" not in loaded

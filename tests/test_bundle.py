@@ -558,3 +558,40 @@ def test_workers_on_a_single_node_cluster_are_reported(bundle_copy):
         " or drop the single-node settings" in problems
     )
     assert not any(p.startswith("[prod]") and "num_workers=2" in p for p in problems)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_score_job_has_its_own_cluster_and_schedule(bundle, target):
+    jobs = resolve(copy.deepcopy(bundle), target_values(bundle, target))["resources"]["jobs"]
+    score = jobs["score"]
+    (task,) = score["tasks"]
+    assert task["spark_python_task"]["python_file"] == "../pipelines/jobs/score.py"
+    assert "depends_on" not in task and task["libraries"] == [{"whl": "../dist/*.whl"}]
+    (cluster,) = score["job_clusters"]
+    assert task["job_cluster_key"] == cluster["job_cluster_key"]
+    assert cluster["new_cluster"]["num_workers"] == bundle["variables"]["num_score_workers"]["default"] > 0
+    assert "gpu" not in cluster["new_cluster"]["spark_version"]
+    assert score["schedule"]["quartz_cron_expression"] and score["schedule"]["pause_status"] == "PAUSED"
+    flags = set(task["spark_python_task"]["parameters"])
+    assert {"--pipeline", "--input-table", "--output-table", "--model", "--incremental"} <= flags
+    output = next(p for p in score["parameters"] if p["name"] == "output_table")["default"]
+    assert output.count(".") == 2  # catalog.schema.table
+
+
+def test_the_score_job_script_reads_empty_parameters_as_defaults():
+    import runpy
+
+    from lakefine.ops.jobs import parse
+
+    script = runpy.run_path(str(REPO / "pipelines/jobs/score.py"))
+    argv = ["--pipeline", str(REPO / "pipelines/smoke.yaml"), "--input-table", "", "--model", ""]
+    config, args = parse(
+        [*argv, "--output-table", "main.lakefine.scores", "--incremental", "true"], script["arguments"]
+    )
+    assert (args.input_table, args.model, args.output_table, args.incremental) == (
+        "",
+        "",
+        "main.lakefine.scores",
+        "true",
+    )
+    assert config.name == "smoke"

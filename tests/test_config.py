@@ -302,6 +302,7 @@ def test_the_dump_keeps_the_shape_cache_keys_are_made_of():
         "tracking",
         "evaluate",
         "runtime",
+        "score",
     ]
     assert dumped["train"] == {
         "epochs": 1.0,
@@ -327,3 +328,18 @@ def test_the_dump_keeps_the_shape_cache_keys_are_made_of():
     assert flat["source.hub"] == "None" and flat["source.options"] == "{}" and flat["name"] == "smoke"
     assert config.experiment_name == "lakefine-smoke" and config.registered_model_name == "smoke_classifier"
     assert config.source.file_format == "csv"
+
+
+def test_score_keys_change_neither_the_dataset_settings_nor_the_training_attempt_key():
+    """Only scoring reads score.*: tuning it must not re-prepare or restart a training."""
+    from lakefine.core.dataset import dataset_settings
+    from lakefine.training.checkpoints import attempt_key
+
+    default = load_config(REPO / "pipelines/smoke.yaml")
+    tuned = load_config(REPO / "pipelines/smoke.yaml", ["score.batch_rows=7", "score.torch_threads=2"])
+    assert tuned.score.batch_rows == 7
+    assert attempt_key(default.flat_params(), "key") == attempt_key(tuned.flat_params(), "key")
+    assert dataset_settings(default, "model-dir") == dataset_settings(tuned, "model-dir")
+    assert attempt_key(default.flat_params(), "key") != attempt_key(
+        load_config(REPO / "pipelines/smoke.yaml", ["train.seed=7"]).flat_params(), "key"
+    )

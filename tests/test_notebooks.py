@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["01_prepare.py", "02_train.py", "03_evaluate.py", "04_predict.py"]
+NOTEBOOKS = ["01_prepare.py", "02_train.py", "03_evaluate.py", "04_predict.py", "05_score.py"]
 HEADER = "# Databricks notebook source\n"
 SEPARATOR = "\n# COMMAND ----------\n"
 PINNED_PIP = re.compile(r"%pip\s+install\b.*(==|>=|<=|~=|<|>)")
@@ -145,3 +145,12 @@ def test_notebooks_run_top_to_bottom_locally(local_root):
     predictions = last_json(run_notebook("04_predict.py", env))
     assert [p["text"] for p in predictions] == ["a wonderful film", "a dreadful mess"]
     assert all(p["label"] in ("fresh", "rotten") for p in predictions)
+
+    # No model given: the registered champion (03_evaluate promoted the first model above
+    # evaluate.min_metric), else the challenger 02_train registered.
+    alias = "champion" if evaluated["gate"]["decision"] == "promoted" else "challenger"
+    env.pop("LAKEFINE_MODEL_URI")
+    env["LAKEFINE_OUTPUT_TABLE"] = "main.lakefine.smoke_scores"
+    scored = last_json(run_notebook("05_score.py", env))
+    assert scored["rows_in"] == scored["rows_out"] == prepared["rows"]["input"]
+    assert scored["model_uri"].endswith(f"@{alias}") and scored["model_version"] == trained["version"]

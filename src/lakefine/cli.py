@@ -1,4 +1,4 @@
-"""``lakefine run|prepare|train|evaluate|predict|stage-data|schema``: parse, call lakefine.pipeline, exit.
+"""``lakefine run|prepare|train|evaluate|score|predict|stage-data|schema``: parse, call lakefine.pipeline, exit.
 
 A LakefineError prints its message (no traceback) and exits 2; ``--json`` prints a
 machine-readable summary on stdout (progress goes to stderr).
@@ -59,6 +59,26 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--fresh", action="store_true", help="start training over instead of resuming an interrupted run"
             )
+    score = commands.add_parser("score", help="label a table in Spark with the registered model and write the scores")
+    score.add_argument("pipeline", help="pipeline YAML (names the registered model, the text column, the source)")
+    score.add_argument("overrides", nargs="*", help="section.key=value, e.g. score.batch_rows=128")
+    source = score.add_mutually_exclusive_group()
+    source.add_argument("--input-table", help="catalog.schema.table to score (default: the pipeline's source)")
+    source.add_argument("--input-path", help="/Volumes/... files to score (a directory without suffix: Parquet)")
+    source.add_argument("--input-sql", help="a Spark SQL query to score")
+    target = score.add_mutually_exclusive_group(required=True)
+    target.add_argument("--output-table", help="catalog.schema.table to write the scores to")
+    target.add_argument("--output-path", help="/Volumes/... directory to write the scores to")
+    score.add_argument(
+        "--model", help="model directory or MLflow URI (default: models:/<registered>@champion, else @challenger)"
+    )
+    score.add_argument(
+        "--incremental",
+        action="store_true",
+        help="read the input as a stream (availableNow, checkpoint on the volume): score only what is new",
+    )
+    score.add_argument("--local-root", help="local stand-in for /Volumes and the MLflow store")
+    score.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     predict = commands.add_parser("predict", help="label and probabilities for texts")
     predict.add_argument("model", help="model directory or MLflow URI (models:/name@challenger)")
     predict.add_argument("texts", nargs="*", help="texts to classify")
@@ -105,6 +125,18 @@ def _dispatch(args) -> dict:
         return pipeline.prepare(config).summary()
     if args.command == "evaluate":
         return _evaluate(config, args)
+
+    if args.command == "score":
+        return pipeline.score_and_write(
+            config,
+            output_table=args.output_table,
+            output_path=args.output_path,
+            incremental=args.incremental,
+            model_uri=args.model,
+            input_table=args.input_table,
+            input_path=args.input_path,
+            input_sql=args.input_sql,
+        )
     if args.command == "train":
         if args.allow_config_mismatch and not args.dataset:
             raise ConfigError("--allow-config-mismatch: give the dataset to train with --dataset DIR")

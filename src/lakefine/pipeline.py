@@ -1,9 +1,11 @@
 """The one entry point every caller uses: the CLI, the bundle's job scripts and the
 notebooks call these functions and nothing else.
 
-It sits above both sides and imports each of them inside the function that needs it:
+It sits above the sides and imports each of them inside the function that needs it:
 ``prepare`` must not load torch (a CPU cluster, and seconds of imports) and ``train``
-must not load pyspark (the GPU node only trains).
+must not load pyspark (the GPU node only trains). ``score`` composes two sides: the
+Spark side reads the input, the scoring side adds the predictions (torch loads only in
+the Python workers).
 """
 
 from __future__ import annotations
@@ -243,3 +245,67 @@ def evaluate(config: PipelineConfig, model_uri: str | None = None, dataset: str 
     from lakefine.evaluation.evaluate import evaluate as evaluate_model  # torch: see the module docstring
 
     return evaluate_model(config, model_uri, dataset)
+
+
+def score(
+    config: PipelineConfig,
+    spark=None,
+    df=None,
+    *,
+    model_uri: str | None = None,
+    input_table: str | None = None,
+    input_path: str | None = None,
+    input_sql: str | None = None,
+):
+    """A lazy DataFrame: every input column plus ``prediction``, ``score_error``,
+    ``model_uri``, ``model_version`` and ``scored_at``. ``df`` (any DataFrame with the
+    pipeline's text column) beats the input flags, which beat the pipeline's source.
+    The model: ``model_uri``, else the registered ``champion``, else the ``challenger``."""
+    from lakefine.prep.session import get_spark  # the Spark side reads: see the module docstring
+    from lakefine.prep.sources import read_source
+    from lakefine.scoring.frame import score_frame
+    from lakefine.scoring.inputs import input_source
+    from lakefine.scoring.model import resolve_model
+
+    source = input_source(config, input_table, input_path, input_sql) if df is None else None
+    model = resolve_model(config, model_uri)
+    if df is None:
+        df = read_source(spark or get_spark(config.runtime.spark_master), source, config.runtime)
+    return score_frame(df, model, config)
+
+
+def score_and_write(
+    config: PipelineConfig,
+    *,
+    output_table: str | None = None,
+    output_path: str | None = None,
+    incremental: bool = False,
+    model_uri: str | None = None,
+    input_table: str | None = None,
+    input_path: str | None = None,
+    input_sql: str | None = None,
+    spark=None,
+) -> dict:
+    """``lakefine score`` and the bundle's score job: score, write, account for every
+    row (rows out = rows in, or an error). ``incremental``: the input is read as a
+    stream with an availableNow trigger and a checkpoint on the volume, so a rerun
+    scores only what is new."""
+    from lakefine.prep.session import get_spark  # both sides: see the module docstring
+    from lakefine.prep.sources import read_source, read_stream
+    from lakefine.scoring import sink
+    from lakefine.scoring.frame import score_frame
+    from lakefine.scoring.inputs import input_name, input_source
+    from lakefine.scoring.model import resolve_model
+
+    output = sink.Output.of(output_table, output_path)
+    source = input_source(config, input_table, input_path, input_sql, incremental=incremental)
+    model = resolve_model(config, model_uri)  # before Spark starts: a missing model fails in seconds
+    spark = spark or get_spark(config.runtime.spark_master)
+    say(f"score: {input_name(source)} with {model.uri}" + (f" (version {model.version})" if model.version else ""))
+    if incremental:
+        df = read_stream(spark, source, config.runtime, config.score.max_files_per_trigger)
+        summary = sink.write_incremental(spark, score_frame(df, model, config), input_name(source), output, config)
+    else:
+        df = read_source(spark, source, config.runtime)
+        summary = sink.write_batch(spark, df, score_frame(df, model, config), output, config)
+    return {"input": input_name(source), "model_uri": model.uri, "model_version": model.version, **summary}

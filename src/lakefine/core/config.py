@@ -377,6 +377,29 @@ class RuntimeConfig(_Model):
         return volume
 
 
+class ScoreConfig(_Model):
+    """Scoring a table with a trained model (``lakefine score``): how each Python worker
+    cuts its Arrow batches into model batches. Only scoring reads these: they are in
+    neither the dataset cache key nor the training attempt key."""
+
+    batch_rows: int = Field(64, ge=1, description="Most rows in one model batch")
+    batch_tokens: int = Field(
+        4096,
+        ge=1,
+        description="Most padded tokens (rows x the longest row, after truncation) in one model batch:"
+        " rows are sorted by token length within each Arrow batch, so long texts get small batches",
+    )
+    torch_threads: int | None = Field(
+        1,
+        ge=1,
+        description="torch threads per Python worker on CPU (Spark already runs one worker per core);"
+        " None leaves torch's default",
+    )
+    max_files_per_trigger: int | None = Field(
+        None, ge=1, description="--incremental: most new files (or Delta files) per micro-batch; None: no cap"
+    )
+
+
 SECTIONS: dict[str, type[_Model]] = {
     "source": SourceConfig,
     "labels": LabelConfig,
@@ -387,6 +410,7 @@ SECTIONS: dict[str, type[_Model]] = {
     "tracking": TrackingConfig,
     "evaluate": EvaluateConfig,
     "runtime": RuntimeConfig,
+    "score": ScoreConfig,
 }
 
 
@@ -404,6 +428,7 @@ class PipelineConfig(_Model):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
 
     @property
     def experiment_name(self) -> str:

@@ -13,7 +13,8 @@ from lakefine.core.errors import LakefineError
 from lakefine.core.session import on_databricks
 
 
-def parse(argv=None) -> tuple[PipelineConfig, argparse.Namespace]:
+def parse(argv=None, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None):
+    """``(config, args)``; ``add_arguments`` declares a task's own flags (the score job's)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--pipeline", required=True, help="pipeline YAML (relative to the bundle root)")
     parser.add_argument("--catalog")
@@ -22,6 +23,8 @@ def parse(argv=None) -> tuple[PipelineConfig, argparse.Namespace]:
     parser.add_argument("--registered-model", help="catalog.schema.model in Unity Catalog")
     parser.add_argument("--dataset", help="a published dataset directory (finetune: the prepare task's value)")
     parser.add_argument("overrides", nargs="*", help="section.key=value")
+    if add_arguments:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     overrides = list(args.overrides)
     if args.catalog and args.schema and args.volume:
@@ -31,10 +34,10 @@ def parse(argv=None) -> tuple[PipelineConfig, argparse.Namespace]:
     return load_config(args.pipeline, overrides), args
 
 
-def run_job(step: Callable[[PipelineConfig, argparse.Namespace], object], argv=None) -> int:
+def run_job(step: Callable[[PipelineConfig, argparse.Namespace], object], argv=None, add_arguments=None) -> int:
     """Run ``step(config, args)``; a LakefineError is one clear line and a failed task."""
     try:
-        step(*parse(argv))
+        step(*parse(argv, add_arguments))
     except LakefineError as exc:
         print(f"lakefine: error: {exc}", file=sys.stderr)
         return exc.exit_code

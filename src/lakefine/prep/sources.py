@@ -41,6 +41,45 @@ def read_source(spark, source: SourceConfig, runtime: RuntimeConfig):
         df = read_hub(spark, source, runtime)
     else:
         df = _read_files(spark, source, runtime)
+    return _derived_and_filtered(df, source)
+
+
+def read_stream(spark, source: SourceConfig, runtime: RuntimeConfig, max_files_per_trigger: int | None = None):
+    """The same source read as a stream, for incremental scoring: a table (a Delta
+    table on Databricks, locally its Parquet directory) or files under a volume, with
+    ``source.columns`` and ``source.where`` applied as in ``read_source``. A file
+    stream needs its schema up front: it is taken from a batch read of what is there
+    now (which also gives the same errors for a bad path or table)."""
+    if source.sql or source.hub:
+        kind = "source.sql" if source.sql else "source.hub"
+        raise ConfigError(
+            f"--incremental: a {kind} input cannot be read as a stream; give a table or files"
+            " (--input-table catalog.schema.table or --input-path /Volumes/...), or score without --incremental"
+        )
+    options = {"maxFilesPerTrigger": str(max_files_per_trigger)} if max_files_per_trigger else {}
+    if source.table and on_databricks():
+        df = _analysed(lambda: spark.readStream.options(**options).table(source.table), f"table {source.table}")
+        return _derived_and_filtered(df, source)
+    if source.table:
+        batch = read_table(spark, source.table, runtime)
+        location, fmt, reader_options = paths.table_location(source.table, runtime.local_root), "parquet", {}
+    else:
+        batch = _read_files(spark, source, runtime)
+        location = paths.resolve(source.path, runtime.local_root, key="source.path")
+        fmt = {"jsonl": "json"}.get(source.file_format, source.file_format)
+        reader_options = {k: str(v) for k, v in source.options.items()}
+        if fmt == "csv":
+            reader_options = {**CSV_DEFAULTS, **reader_options}
+            if CORRUPT_RECORD in batch.columns:
+                reader_options["columnNameOfCorruptRecord"] = CORRUPT_RECORD
+        elif fmt == "json" and source.file_format == "json":
+            reader_options = {"multiLine": "true", **reader_options}
+    reader = spark.readStream.format(fmt).options(**reader_options, **options).schema(batch.schema)
+    df = _analysed(lambda: reader.load(str(location)), f"source {source.table or source.path} (as a stream)")
+    return _derived_and_filtered(df, source)
+
+
+def _derived_and_filtered(df, source: SourceConfig):
     if source.columns:
         derived = [F.expr(str(expression)).alias(name) for name, expression in source.columns.items()]
         df = _analysed(lambda: df.select("*", *derived), f"source.columns {source.columns!r}")

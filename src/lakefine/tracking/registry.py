@@ -105,3 +105,17 @@ def resolve(uri: str) -> ModelRef:
     if match:
         return ModelRef(uri, match["run_id"])
     return ModelRef(uri)
+
+
+def version_by_alias(name: str, alias: str):
+    """The ModelVersion ``name@alias`` points at, or None when the alias (or the model)
+    does not exist. Any other registry failure is raised."""
+    import mlflow  # only callers that talk to the registry pay for the import
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.tracking.MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise

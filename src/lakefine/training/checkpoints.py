@@ -29,8 +29,8 @@ TRAINER_STATE = "trainer_state.json"
 def attempt_key(flat_params: dict, dataset_key: str) -> str:
     """What makes two runs "the same training": the config (minus where things live)
     and the data. A rerun with the same key resumes; anything else starts over. The
-    ``evaluate`` gate settings do not change what is trained."""
-    relevant = {k: v for k, v in flat_params.items() if not k.startswith(("runtime.", "evaluate."))}
+    ``evaluate`` gate and ``score`` settings do not change what is trained."""
+    relevant = {k: v for k, v in flat_params.items() if not k.startswith(("runtime.", "evaluate.", "score."))}
     payload = json.dumps({"config": relevant, "dataset": dataset_key}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
