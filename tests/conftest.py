@@ -44,15 +44,39 @@ def shared_root(tmp_path_factory) -> Path:
 
     stage_dataset("rotten_tomatoes", str(root))
     resolve_model(TINY_MODEL, str(root))
+    _empty_mlflow_store(root / STORE_TEMPLATE)
     return root
+
+
+# Creating a sqlite MLflow store runs MLflow's schema migrations: about 4 s, paid by every
+# test that trains in a fresh root. The migrated empty store is made once and copied.
+STORE_TEMPLATE = "mlflow-empty.db"
+
+
+def _empty_mlflow_store(path: Path) -> None:
+    import subprocess
+
+    code = "import mlflow, sys; mlflow.set_tracking_uri('sqlite:///' + sys.argv[1]); mlflow.search_experiments()"
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True)
 
 
 def link_shared(root: Path, shared_root: Path) -> Path:
-    """Link the bundled data and the tiny model of the shared root into ``root``."""
+    """Link the bundled data and the tiny model of the shared root into ``root``, and
+    give it an empty, migrated MLflow store (``store_untouched`` tells whether it was used)."""
     for part in ("Volumes/main/lakefine/raw", "models"):
         (root / part).parent.mkdir(parents=True, exist_ok=True)
         (root / part).symlink_to(shared_root / part)
+    shutil.copyfile(shared_root / STORE_TEMPLATE, root / "mlflow.db")
     return root
+
+
+def store_untouched(root: Path) -> bool:
+    """True when nothing was tracked in ``root``'s MLflow store: it is byte for byte the
+    empty template (creating an experiment or a run changes the file)."""
+    import filecmp
+
+    template = Path(os.readlink(root / "models")).parent / STORE_TEMPLATE
+    return filecmp.cmp(root / "mlflow.db", template, shallow=False)
 
 
 def start_cli(root: Path, *args, **popen):

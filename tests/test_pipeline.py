@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, link_shared
+from conftest import REPO, link_shared, store_untouched
 from lakefine import pipeline
 from lakefine.core.dataset import PublishedDataset
 
@@ -181,7 +181,7 @@ def test_train_refuses_a_dataset_prepared_with_other_settings(local_root, spark)
     assert "model.name_or_path: dataset 'tiny-random-bert', config 'minilm'" in message
     assert "model.files: dataset" in message  # a different model, whatever its tokenizer
     assert "lakefine prepare" in message and "--allow-config-mismatch" in message
-    assert not (local_root / "mlflow.db").exists()  # refused before any tracking
+    assert store_untouched(local_root)  # refused before any tracking
     # labels.threshold is used by training only: it is not part of the dataset
     threshold = load_config(SMOKE, ["labels.threshold=0.3"])
     model_dir = resolve_model(threshold.model.name_or_path)

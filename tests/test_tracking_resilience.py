@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, with_smoke_dataset
+from conftest import REPO, store_untouched, with_smoke_dataset
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 
@@ -110,7 +110,7 @@ def test_bad_tracking_server_fails_before_any_work(local_root, bad_tracking_uri)
     assert "MLFLOW_TRACKING_URI" in message[0]  # ... and how to fix it
     assert "prepare:" not in result.stderr and "train:" not in result.stderr
     assert not (local_root / "Volumes/main/lakefine/prep").exists()  # no dataset, model, checkpoint
-    assert not (local_root / "mlflow.db").exists()
+    assert store_untouched(local_root)
 
 
 def test_check_reachable_gives_up_on_a_silent_host_within_its_timeout():
