@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,7 +55,6 @@ STORE_TEMPLATE = "mlflow-empty.db"
 
 
 def _empty_mlflow_store(path: Path) -> None:
-    import subprocess
 
     code = "import mlflow, sys; mlflow.set_tracking_uri('sqlite:///' + sys.argv[1]); mlflow.search_experiments()"
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True)
@@ -82,7 +82,6 @@ def store_untouched(root: Path) -> bool:
 def start_cli(root: Path, *args, **popen):
     """``python -m lakefine.cli *args`` on the local root ``root`` (its own sqlite MLflow
     store), stdout and stderr piped as text."""
-    import subprocess
 
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -94,6 +93,32 @@ def start_cli(root: Path, *args, **popen):
         text=True,
         **popen,
     )
+
+
+def run_cli(root: Path, *args) -> subprocess.CompletedProcess:
+    """``lakefine *args`` in this process on the local root ``root``: ``cli.main`` with its
+    stdout and stderr captured, the result shaped like ``subprocess.run``'s. No interpreter,
+    import or JVM start (the session's Spark is the active one); the tests about what a
+    separate process prints or exits with use ``start_cli``."""
+    import contextlib
+    import io
+
+    from lakefine.cli import main
+
+    saved = {name: os.environ.get(name) for name in ("LAKEFINE_LOCAL_ROOT", "MLFLOW_TRACKING_URI")}
+    os.environ["LAKEFINE_LOCAL_ROOT"] = str(root)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the local sqlite store under root
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture()
@@ -144,7 +169,6 @@ def smoke_prepared_by_cli(tmp_path_factory, shared_root):
     fresh root: ``(root, summary, top-level modules it loaded)``. The tests about what a
     new CLI process does (imports, cache hits) share this one JVM start."""
     import json
-    import subprocess
 
     root = tmp_path_factory.mktemp("cli-prepared")
     link_shared(root, shared_root)

@@ -5,11 +5,12 @@ notebook is plain Python)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
-import subprocess
-import sys
+import runpy
 from pathlib import Path
 
 import pytest
@@ -107,34 +108,37 @@ def last_json(stdout: str):
     return found
 
 
-def run_notebook(name: str, env: dict) -> str:
-    code = f"import runpy; runpy.run_path({f'notebooks/{name}'!r}, run_name='__main__')"
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{name} failed:\n{done.stderr[-4000:]}"
-    return done.stdout
+def run_notebook(name: str, env: dict, monkeypatch) -> str:
+    """One notebook top to bottom in this process, with ``env`` as its only LAKEFINE_*
+    variables: notebooks run one after another on one cluster's Python and Spark session,
+    as here. Returns what it printed."""
+    for key in [k for k in os.environ if k.startswith("LAKEFINE_") and k not in env]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        runpy.run_path(str(REPO / "notebooks" / name), run_name="__main__")
+    return printed.getvalue()
 
 
 @pytest.mark.slow
-def test_notebooks_run_top_to_bottom_locally(local_root):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "MLFLOW_"))}
-    env.update(
-        LAKEFINE_PIPELINE="pipelines/smoke.yaml",
-        LAKEFINE_LOCAL_ROOT=str(local_root),
-        OMP_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
+def test_notebooks_run_top_to_bottom_locally(local_root, spark, monkeypatch):
+    for key in [k for k in os.environ if k.startswith(("DATABRICKS_", "MLFLOW_"))]:
+        monkeypatch.delenv(key)
+    env = {"LAKEFINE_PIPELINE": str(REPO / "pipelines/smoke.yaml"), "LAKEFINE_LOCAL_ROOT": str(local_root)}
 
-    prepared = last_json(run_notebook("01_prepare.py", env))
+    prepared = last_json(run_notebook("01_prepare.py", env, monkeypatch))
     assert Path(prepared["dataset"]).name == prepared["key"] and (Path(prepared["dataset"]) / "manifest.json").is_file()
     assert prepared["labels"] == ["fresh", "rotten"]
     assert prepared["rows"]["input"] == prepared["rows"]["used"] + prepared["rows"]["quarantined"] > 0
     assert sum(prepared["splits"].values()) == prepared["rows"]["used"]
 
-    trained = last_json(run_notebook("02_train.py", env))
+    trained = last_json(run_notebook("02_train.py", env, monkeypatch))
     assert Path(trained["model_dir"]).is_dir()
 
     env["LAKEFINE_MODEL_URI"] = trained.get("registered_uri") or trained["model_uri"]
-    evaluated = last_json(run_notebook("03_evaluate.py", env))
+    evaluated = last_json(run_notebook("03_evaluate.py", env, monkeypatch))
     # The same model on the same test split: the notebook's numbers are training's.
     assert evaluated["rows"] == prepared["splits"]["test"]
     for name in ("accuracy", "f1", "f1_macro"):
@@ -142,7 +146,7 @@ def test_notebooks_run_top_to_bottom_locally(local_root):
 
     env["LAKEFINE_MODEL_URI"] = trained["model_dir"]
     env["LAKEFINE_TEXTS"] = "a wonderful film | a dreadful mess"
-    predictions = last_json(run_notebook("04_predict.py", env))
+    predictions = last_json(run_notebook("04_predict.py", env, monkeypatch))
     assert [p["text"] for p in predictions] == ["a wonderful film", "a dreadful mess"]
     assert all(p["label"] in ("fresh", "rotten") for p in predictions)
 
@@ -151,6 +155,6 @@ def test_notebooks_run_top_to_bottom_locally(local_root):
     alias = "champion" if evaluated["gate"]["decision"] == "promoted" else "challenger"
     env.pop("LAKEFINE_MODEL_URI")
     env["LAKEFINE_OUTPUT_TABLE"] = "main.lakefine.smoke_scores"
-    scored = last_json(run_notebook("05_score.py", env))
+    scored = last_json(run_notebook("05_score.py", env, monkeypatch))
     assert scored["rows_in"] == scored["rows_out"] == prepared["rows"]["input"]
     assert scored["model_uri"].endswith(f"@{alias}") and scored["model_version"] == trained["version"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, link_shared, store_untouched
+from conftest import REPO, link_shared, run_cli, store_untouched, with_smoke_dataset
 from lakefine import pipeline
 from lakefine.core.dataset import PublishedDataset
 
@@ -18,6 +18,7 @@ SMOKE = str(REPO / "pipelines/smoke.yaml")
 
 
 def cli(local_root, *args, check=True):
+    """The CLI in a process of its own: for what a user's shell sees (exit code, stderr)."""
     env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)}
     env.pop("MLFLOW_TRACKING_URI", None)  # the local sqlite store under local_root
     return subprocess.run(
@@ -26,11 +27,13 @@ def cli(local_root, *args, check=True):
 
 
 @pytest.fixture(scope="module")
-def smoke_root(tmp_path_factory, shared_root):
-    """One smoke run shared by the tests that inspect its outputs."""
-    root = tmp_path_factory.mktemp("smoke-root")
-    link_shared(root, shared_root)
-    result = cli(root, "run", SMOKE, "--json")
+def smoke_root(tmp_path_factory, shared_root, smoke_dataset):
+    """One smoke run shared by the tests that inspect its outputs. Its prepare is a cache
+    hit on the session's smoke dataset (a CLI prepare that runs Spark is
+    ``smoke_prepared_by_cli``'s)."""
+    root = with_smoke_dataset(link_shared(tmp_path_factory.mktemp("smoke-root"), shared_root), smoke_dataset)
+    result = run_cli(root, "run", SMOKE, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
     return root, json.loads(result.stdout), result.stderr
 
 
@@ -107,16 +110,18 @@ def test_predict_cli_prints_labels_and_probabilities(smoke_run, smoke_root, tmp_
     summary, _ = smoke_run
     texts = tmp_path / "texts.txt"
     texts.write_text("A triumph.\n\nA dull, lifeless mess.\n")
-    out = cli(local_root, "predict", summary["train"]["model_dir"], "Great fun", "--file", str(texts), "--json")
+    out = run_cli(local_root, "predict", summary["train"]["model_dir"], "Great fun", "--file", str(texts), "--json")
     predictions = json.loads(out.stdout)["predictions"]
     assert [p["text"] for p in predictions] == ["Great fun", "A triumph.", "A dull, lifeless mess."]
     for p in predictions:
         assert p["label"] in ("fresh", "rotten")
         assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
-    plain = cli(local_root, "predict", summary["train"]["model_dir"], "Great fun").stdout
+    plain = run_cli(local_root, "predict", summary["train"]["model_dir"], "Great fun").stdout
     assert "fresh=" in plain and "rotten=" in plain
     # the registered model, by alias, from the local registry
-    by_alias = json.loads(cli(local_root, "predict", summary["train"]["registered_uri"], "Great fun", "--json").stdout)
+    by_alias = json.loads(
+        run_cli(local_root, "predict", summary["train"]["registered_uri"], "Great fun", "--json").stdout
+    )
     assert by_alias["predictions"][0]["probabilities"] == pytest.approx(predictions[0]["probabilities"], abs=1e-5)
 
 
@@ -128,9 +133,9 @@ def test_train_alone_uses_the_dataset_prepare_named_last(local_root, spark):
     a = pipeline.prepare(load_config(SMOKE), spark)
     b = pipeline.prepare(load_config(SMOKE, ["source.where=category = 'fresh' OR text LIKE '%bad%'"]), spark)
     assert b.dataset.key != a.dataset.key and b.dataset.manifest["published_at"] > a.dataset.manifest["published_at"]
-    again = json.loads(cli(local_root, "prepare", SMOKE, "--json").stdout)
+    again = json.loads(run_cli(local_root, "prepare", SMOKE, "--json").stdout)
     assert again["cache_hit"] and again["key"] == a.dataset.key
-    trained = json.loads(cli(local_root, "train", SMOKE, "train.max_steps=2", "--json").stdout)
+    trained = json.loads(run_cli(local_root, "train", SMOKE, "train.max_steps=2", "--json").stdout)
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
@@ -188,7 +193,7 @@ def test_train_refuses_a_dataset_prepared_with_other_settings(local_root, spark)
     assert settings_mismatch(prepared.dataset.manifest, dataset_settings(threshold, model_dir)) == []
 
     trained = json.loads(
-        cli(
+        run_cli(
             local_root,
             "train",
             SMOKE,
