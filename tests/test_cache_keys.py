@@ -6,27 +6,59 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO, make_config
+from conftest import REPO, link_shared, make_config
 from lakefine.prep.prepare import prepare
 from lakefine.prep.versions import delta_version, file_listing
 
 ROWS = [(f"review number {i} is {'good' if i % 2 else 'bad'}", "pos" if i % 2 else "neg") for i in range(60)]
 
 
-@pytest.fixture()
-def source(spark, local_root):
-    target = local_root / "Volumes/main/ml/raw/keyed"
+def write_source(spark, root: Path) -> Path:
+    target = root / "Volumes/main/ml/raw/keyed"
     spark.createDataFrame(ROWS, "text string, label string").coalesce(1).write.mode("overwrite").parquet(str(target))
     return target
+
+
+@pytest.fixture()
+def source(spark, local_root):
+    return write_source(spark, local_root)
+
+
+@pytest.fixture(scope="module")
+def baseline_root(tmp_path_factory, shared_root, spark):
+    """One root whose source is never rewritten, and its baseline dataset prepared once:
+    the tests that compare a prepare with the baseline share it."""
+    root = link_shared(tmp_path_factory.mktemp("keyed"), shared_root)
+    write_source(spark, root)
+    previous = os.environ.get("LAKEFINE_LOCAL_ROOT")
+    os.environ["LAKEFINE_LOCAL_ROOT"] = str(root)
+    try:
+        return root, prepare(config(), spark)
+    finally:
+        if previous is None:
+            os.environ.pop("LAKEFINE_LOCAL_ROOT")
+        else:
+            os.environ["LAKEFINE_LOCAL_ROOT"] = previous
+
+
+@pytest.fixture()
+def baseline(baseline_root, monkeypatch):
+    root, first = baseline_root
+    monkeypatch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
+    yield first
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 def config(**changes):
     sections = {
         "source": {"path": "/Volumes/main/ml/raw/keyed", "format": "parquet"},
         "split": {"train": 0.7, "validation": 0.15, "test": 0.15, "seed": 1},
+        # The changed-setting datasets share the baseline's root: never prune the baseline.
+        "runtime": {"keep_versions": 10},
     }
     for key, value in changes.items():
         sections[key] = {**sections.get(key, {}), **value}
@@ -45,14 +77,14 @@ def config(**changes):
     ],
     ids=["split", "label policy", "label case", "max_length", "tokenizer"],
 )
-def test_each_setting_is_part_of_the_key(spark, source, change):
-    first = prepare(config(), spark)
+def test_each_setting_is_part_of_the_key(spark, baseline, change):
+    first = baseline
     changed = prepare(config(**change), spark)
     assert changed.cache_hit is False and changed.dataset.key != first.dataset.key
 
 
-def test_unchanged_source_is_a_hit_before_any_spark_job(spark, source):
-    first = prepare(config(), spark)
+def test_unchanged_source_is_a_hit_before_any_spark_job(spark, baseline):
+    first = baseline
     jobs_before = spark.sparkContext.statusTracker().getJobIdsForGroup(None)
     again = prepare(config(), spark)
     assert again.cache_hit and again.dataset.key == first.dataset.key
@@ -60,10 +92,10 @@ def test_unchanged_source_is_a_hit_before_any_spark_job(spark, source):
     assert spark.sparkContext.statusTracker().getJobIdsForGroup(None) == jobs_before
 
 
-def test_an_unchanged_file_source_is_a_hit_without_starting_spark(spark, source, local_root):
+def test_an_unchanged_file_source_is_a_hit_without_starting_spark(baseline):
     """A new process (a rerun of the job) finds the published version from the file
     listing alone: no JVM is started."""
-    first = prepare(config(), spark)
+    first = baseline
     code = (
         "import json, sys\n"
         "sys.path.insert(0, 'tests')\n"
@@ -79,7 +111,7 @@ def test_an_unchanged_file_source_is_a_hit_without_starting_spark(spark, source,
         cwd=REPO,
         capture_output=True,
         text=True,
-        env={**os.environ, "LAKEFINE_LOCAL_ROOT": str(local_root)},
+        env=dict(os.environ),  # LAKEFINE_LOCAL_ROOT: the baseline's root
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
