@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import stat
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, make_config
+from conftest import REPO, STORE_TEMPLATE, make_config
 from lakefine.core.config import config_from_dict
 from lakefine.core.errors import ConfigError
 
@@ -252,7 +253,7 @@ class _Scanner(threading.Thread):
 
 
 @pytest.mark.slow
-def test_a_databricks_token_and_tracking_credentials_appear_in_no_output(local_root, tmp_path):
+def test_a_databricks_token_and_tracking_credentials_appear_in_no_output(local_root, tmp_path, shared_root):
     """A real run against a real ``mlflow server`` whose URI carries ``user:password@``,
     with a Databricks token planted in the environment: neither appears in stdout,
     stderr (MLflow's own "View run at" line included), any file written, nor any param
@@ -262,6 +263,7 @@ def test_a_databricks_token_and_tracking_credentials_appear_in_no_output(local_r
     scratch, home, tmp, cwd, store = (tmp_path / d for d in ("scratch", "home", "tmp", "cwd", "server"))
     for d in (scratch, home, tmp, cwd, store):
         d.mkdir()
+    shutil.copyfile(shared_root / STORE_TEMPLATE, store / "db.sqlite")  # migrated once (4 s), not per server
     server = MlflowServer(store, free_port())
     server.start()
     env = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, store_untouched, with_smoke_dataset
+from conftest import REPO, STORE_TEMPLATE, store_untouched, with_smoke_dataset
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
 
@@ -264,12 +265,13 @@ class MlflowServer:
 
 
 @pytest.fixture()
-def mlflow_server(tmp_path):
+def mlflow_server(tmp_path, shared_root):
     servers: list[MlflowServer] = []
 
     def make() -> MlflowServer:
         workdir = tmp_path / f"server{len(servers)}"
         workdir.mkdir()
+        shutil.copyfile(shared_root / STORE_TEMPLATE, workdir / "db.sqlite")  # migrated once, not per server
         server = MlflowServer(workdir, free_port())
         servers.append(server)
         return server
@@ -309,20 +311,23 @@ MAX_STEPS = 60
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "client_retries, outage_during",
+    "client_retries, outages",
     [
-        ("mlflow-default", "training"),  # MLflow's own HTTP retries wait for the server
-        ("none", "training"),  # MLFLOW_HTTP_REQUEST_MAX_RETRIES=0: lakefine's callback buffers
-        ("none", "end-of-run"),  # down while the model is saved, logged and registered
+        ("mlflow-default", ["training"]),  # MLflow's own HTTP retries wait for the server
+        # MLFLOW_HTTP_REQUEST_MAX_RETRIES=0: lakefine's callback buffers the steps, then the
+        # server goes down again while the model is saved, logged and registered.
+        ("none", ["training", "end-of-run"]),
     ],
+    ids=["mlflow-default-training", "none-training-then-end-of-run"],
 )
 def test_training_survives_a_tracking_server_restart(
-    local_root, tmp_path, mlflow_server, smoke_dataset, client_retries, outage_during
+    local_root, tmp_path, mlflow_server, smoke_dataset, client_retries, outages
 ):
     """The server is SIGKILLed (with its worker) while training logs per-step metrics,
-    or just when the end-of-run calls start (the model is being saved), and restarted
-    on the same port and store a few seconds later. Exit 0, every step's loss in the
-    history, the run finished, the model logged and registered on the restarted server."""
+    and/or just when the end-of-run calls start (the model is being saved), and
+    restarted on the same port and store a few seconds later, each time. Exit 0, every
+    step's loss in the history, the run finished, the model logged and registered on the
+    restarted server."""
     with_smoke_dataset(local_root, smoke_dataset)  # about training: the run starts no Spark
     server = mlflow_server()
     first_start = server.start()
@@ -348,31 +353,36 @@ def test_training_survives_a_tracking_server_restart(
         start_new_session=True,
     )
     err = _Lines(proc.stderr)
+    run_id, logged, seen = None, [], []
     try:
-        # Training: the run id, then a few logged steps. End of run: the final
-        # metrics arrived (mlflow.log_metrics); the model is saved, logged and
-        # registered next, which takes seconds.
-        run_id, logged, ready = None, [], False
-        deadline = time.monotonic() + 150
-        while not ready and time.monotonic() < deadline and proc.poll() is None:
-            line = err.find("train: MLflow run ")
-            if line and run_id is None:
-                run_id = line.split("train: MLflow run ")[1].split()[0]
-            if run_id and outage_during == "training":
-                history = server.get("metrics/get-history", run_id=run_id, metric_key="loss")
-                logged = [m["step"] for m in history.get("metrics", [])]
-                ready = len(logged) >= 3
-            elif run_id:
-                run = server.get("runs/get", run_id=run_id)["run"]
-                ready = any(m["key"] == "test_accuracy" for m in run["data"].get("metrics", []))
-            time.sleep(0.1)
-        assert ready, f"never reached the {outage_during} phase:\n{err.text[-3000:]}"
-        server.stop()
-        assert proc.poll() is None, "the pipeline had finished before the server went away"
-        killed_at = time.monotonic()
-        time.sleep(3)  # the server is away
-        restart = server.start()
-        outage = time.monotonic() - killed_at
+        for outage_during in outages:
+            # Training: the run id, then a few logged steps. End of run: the final
+            # metrics arrived (mlflow.log_metrics); the model is saved, logged and
+            # registered next, which takes seconds.
+            ready = False
+            deadline = time.monotonic() + 150
+            while not ready and time.monotonic() < deadline and proc.poll() is None:
+                line = err.find("train: MLflow run ")
+                if line and run_id is None:
+                    run_id = line.split("train: MLflow run ")[1].split()[0]
+                if run_id and outage_during == "training":
+                    history = server.get("metrics/get-history", run_id=run_id, metric_key="loss")
+                    logged = [m["step"] for m in history.get("metrics", [])]
+                    ready = len(logged) >= 3
+                elif run_id:
+                    run = server.get("runs/get", run_id=run_id)["run"]
+                    ready = any(m["key"] == "test_accuracy" for m in run["data"].get("metrics", []))
+                time.sleep(0.1)
+            assert ready, f"never reached the {outage_during} phase:\n{err.text[-3000:]}"
+            server.stop()
+            assert proc.poll() is None, f"the pipeline had finished before the server went away ({outage_during})"
+            killed_at = time.monotonic()
+            time.sleep(3)  # the server is away
+            restart = server.start()
+            seen.append(
+                f"killed {'at step ' + str(max(logged)) if outage_during == 'training' else 'at end of run'},"
+                f" outage {time.monotonic() - killed_at:.1f} s (restart {restart:.1f} s)"
+            )
         out, _ = proc.communicate(timeout=240)
         err.thread.join(timeout=10)
     finally:
@@ -384,13 +394,9 @@ def test_training_survives_a_tracking_server_restart(
     assert "Traceback" not in err.text
     summary = json.loads(out)
     run_id = summary["train"]["run_id"]
-    if outage_during == "training":
+    if "training" in outages:
         assert max(logged) < MAX_STEPS, "training had finished before the server went away"
-    print(
-        f"\n[{client_retries}, {outage_during}] first start {first_start:.1f} s, killed"
-        f" {'at step ' + str(max(logged)) if logged else 'at end of run'}, outage {outage:.1f} s"
-        f" (restart {restart:.1f} s), pipeline {elapsed:.1f} s"
-    )
+    print(f"\n[{client_retries}] first start {first_start:.1f} s, {'; '.join(seen)}, pipeline {elapsed:.1f} s")
     print("\n".join(re.findall(r"\[lakefine\] tracking:[^\r\n]*", err.text)))
     if client_retries == "none":  # the outage was seen, and waited out, by lakefine itself
         assert "tracking: could not" in err.text, err.text[-3000:]
