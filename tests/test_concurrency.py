@@ -5,14 +5,11 @@ nothing to resume); pruning spares the dataset the stalled training holds a leas
 two prepares of the same data publish one dataset."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, link_shared, start_cli, with_smoke_dataset
+from conftest import REPO, link_shared, run_cli, start_cli, with_smoke_dataset
 from lakefine.core.leases import live_leases
 
 SMOKE = str(REPO / "pipelines/smoke.yaml")
@@ -55,19 +52,14 @@ def test_a_stalled_training_keeps_its_lock_and_its_dataset_and_a_dead_one_is_rep
     try:
         wait_for_line(first, "train: MLflow run")  # holds the lock and the lease; its run is RUNNING
         first.send_signal(signal.SIGSTOP)  # stalled: alive, not finishing
-        second = subprocess.run(
-            [sys.executable, "-m", "lakefine.cli", *train],
-            env={**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)},
-            capture_output=True,
-            text=True,
-        )
+        second = run_cli(root, *train)
         assert second.returncode == 2, second.stderr[-2000:]
         assert "another training of this attempt is running" in second.stderr
         assert f"pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
 
         # Newer versions with keep_versions=1 would prune the dataset, but it is leased.
         monkeypatch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
-        for n in (10, 20):
+        for n in (200, 210):  # a few hundred reviews each: new versions, cheap ones
             where = f"source.where=category IN ('fresh', 'rotten') AND length(text) > {n}"
             pipeline.prepare(load_config(SMOKE, [where, "runtime.keep_versions=1"]), spark)
         assert len(live_leases(dataset, 300)) == 1 and dataset.is_dir()
@@ -89,7 +81,7 @@ def test_a_stalled_training_keeps_its_lock_and_its_dataset_and_a_dead_one_is_rep
     assert list(statuses.values()) == ["KILLED"]  # the killed holder's run, not left RUNNING
     assert list(root.glob("Volumes/main/lakefine/prep/checkpoints/smoke/*.lock.json")) == []  # released
     assert live_leases(dataset, 300) == []
-    where = "source.where=category IN ('fresh', 'rotten') AND length(text) > 30"
+    where = "source.where=category IN ('fresh', 'rotten') AND length(text) > 220"
     pipeline.prepare(load_config(SMOKE, [where, "runtime.keep_versions=1"]), spark)
     assert not dataset.exists()  # unleased, not pointed, beyond keep_versions: now pruned
 
@@ -97,7 +89,9 @@ def test_a_stalled_training_keeps_its_lock_and_its_dataset_and_a_dead_one_is_rep
 @pytest.mark.slow
 def test_two_prepares_at_once_publish_one_dataset_and_both_name_it(tmp_path, shared_root):
     root = linked(tmp_path, shared_root)
-    both = [start_cli(root, "prepare", SMOKE, "--json") for _ in range(2)]
+    # 639 reviews longer than 200 characters: the race is the point, not the size
+    small = "source.where=category IN ('fresh', 'rotten') AND length(text) > 200"
+    both = [start_cli(root, "prepare", SMOKE, small, "--json") for _ in range(2)]
     results = [process.communicate(timeout=600) for process in both]
     for process, (_, err) in zip(both, results):
         assert process.returncode == 0, err[-3000:]

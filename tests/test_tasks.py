@@ -75,7 +75,31 @@ def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, lo
     evaluate_agrees_with_training(config, summary)
 
 
-def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, local_root, spark):
+def loss_on_a_fixed_batch(config, dataset, class_weighting: str, output_dir: Path):
+    """The Trainer's loss and the model's logits on the first 32 train rows with
+    ``train.class_weights=class_weighting``, from the same initial weights each time."""
+    import torch
+    from transformers import set_seed
+
+    from lakefine.training.classification import build_trainer
+
+    set_seed(0)
+    trainer, tokenized = build_trainer(
+        config.model_copy(update={"train": config.train.model_copy(update={"class_weights": class_weighting})}),
+        dataset,
+        output_dir / class_weighting,
+    )
+    rows = tokenized["train"].select(range(32))
+    inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows.column_names]
+    batch = trainer.data_collator([{**{c: r[c] for c in inputs}, "labels": r["label"]} for r in rows])
+    trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, dict(batch)).item()
+        logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    return loss, logits, batch["labels"]
+
+
+def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, local_root, spark, tmp_path):
     config = config_of("trec_multilabel", "model.name_or_path=tiny-random-bert", "labels.min_positives=3")
     summary = pipeline.run(config, spark)
     labels = summary["prepare"]["labels"]
@@ -119,6 +143,28 @@ def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, l
     thresholds = np.asarray(settings["thresholds"])
     probs = np.array([[a["probabilities"][label] for label in labels] for a in answers])
     assert chosen == (probs >= thresholds).astype(int).tolist()
+
+    # train.class_weights=balanced: BCE with a pos_weight per label, sqrt(negatives /
+    # positives) over the train split from the Spark label counts, capped.
+    import torch
+
+    from lakefine.core.labels import LabelMap
+    from lakefine.training.classification import MAX_POS_WEIGHT, positive_weights
+
+    published = PublishedDataset.open(summary["prepare"]["dataset"])
+    train_rows = published.split_rows["train"]
+    weights = positive_weights(card, LabelMap.from_json(published.manifest["label_map"]), train_rows)
+    for label in ("DESC", "DESC:manner"):
+        positives = card[label]["train"]
+        expected = min(MAX_POS_WEIGHT, ((train_rows - positives) / positives) ** 0.5)
+        assert weights[labels.index(label)] == pytest.approx(expected)
+    weighted, logits, truth = loss_on_a_fixed_batch(config, published, "balanced", tmp_path)
+    unweighted, same_logits, _ = loss_on_a_fixed_batch(config, published, "none", tmp_path)
+    assert torch.equal(logits, same_logits) and truth.dtype.is_floating_point
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    assert weighted == pytest.approx(bce(logits, truth, pos_weight=torch.tensor(weights)).item(), rel=1e-5)
+    assert unweighted == pytest.approx(bce(logits, truth).item(), rel=1e-5)
+    assert weighted - unweighted > 1e-3
 
 
 def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spark):
@@ -193,10 +239,9 @@ def test_class_weights_come_from_the_spark_label_counts(staged, local_root, spar
     the Trainer's loss: on one fixed batch the weighted loss is the weighted cross
     entropy, and differs from the unweighted loss of the same model."""
     import torch
-    from transformers import set_seed
 
     from lakefine.core.labels import LabelMap
-    from lakefine.training.classification import build_trainer, class_weights
+    from lakefine.training.classification import class_weights
 
     config = config_of("sms_spam", "model.name_or_path=tiny-random-bert")
     assert config.train.class_weights == "balanced"
@@ -208,33 +253,8 @@ def test_class_weights_come_from_the_spark_label_counts(staged, local_root, spar
     weights = class_weights(label_counts, LabelMap(("ham", "spam")))
     assert weights == pytest.approx([(ham + spam) / (2 * ham), (ham + spam) / (2 * spam)])
 
-    def loss_on_a_fixed_batch(class_weighting: str):
-        set_seed(0)  # the same initial weights for both trainers
-        trainer, tokenized = build_trainer(
-            config.model_copy(update={"train": config.train.model_copy(update={"class_weights": class_weighting})}),
-            prepared.dataset,
-            tmp_path / class_weighting,
-        )
-        rows = tokenized["train"].select(range(32))
-        batch = trainer.data_collator(
-            [
-                {
-                    "input_ids": r["input_ids"],
-                    "attention_mask": r["attention_mask"],
-                    "token_type_ids": r["token_type_ids"],
-                    "labels": r["label"],
-                }
-                for r in rows
-            ]
-        )
-        trainer.model.eval()
-        with torch.no_grad():
-            loss = trainer.compute_loss(trainer.model, dict(batch)).item()
-            logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        return loss, logits, batch["labels"]
-
-    weighted, logits, labels = loss_on_a_fixed_batch("balanced")
-    unweighted, same_logits, _ = loss_on_a_fixed_batch("none")
+    weighted, logits, labels = loss_on_a_fixed_batch(config, prepared.dataset, "balanced", tmp_path)
+    unweighted, same_logits, _ = loss_on_a_fixed_batch(config, prepared.dataset, "none", tmp_path)
     assert torch.equal(logits, same_logits) and 0 < int(labels.sum()) < len(labels)  # both classes in the batch
     ce = torch.nn.functional.cross_entropy
     assert weighted == pytest.approx(ce(logits, labels, weight=torch.tensor(weights)).item(), rel=1e-5)

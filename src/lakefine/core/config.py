@@ -266,8 +266,9 @@ class TrainConfig(_Model):
     )
     class_weights: Literal["none", "balanced"] = Field(
         "none",
-        description='"balanced": cross-entropy weighted by n_train / (n_classes * class_train_rows),'
-        " from the Spark label counts; applied through the Trainer's compute_loss_func",
+        description='"balanced": cross-entropy weighted by n_train / (n_classes * class_train_rows);'
+        " multi-label: BCE with pos_weight sqrt(negatives / positives) per label, capped at 30;"
+        " from the Spark label counts, applied through the Trainer's compute_loss_func",
     )
     torch_threads: int | None = Field(None, description="None: leave torch's default")
     num_processes: int = Field(

@@ -59,11 +59,41 @@ def class_weights(label_counts: dict[str, dict[str, int]], label_map: LabelMap) 
     return [total / (len(train) * max(1, n)) for n in train]
 
 
-def class_weighted_loss(config: PipelineConfig, manifest: dict, label_map: LabelMap):
-    """A ``compute_loss_func`` for the Trainer (no subclass), or None."""
-    if config.train.class_weights == "none" or config.task == "multi_label":
+# A label seen in 3 of 4,000 rows would get a weight near 1,300 and fire on everything;
+# the square root of negatives/positives, capped, lifts the rare labels without that.
+MAX_POS_WEIGHT = 30.0
+
+
+def positive_weights(label_counts: dict[str, dict[str, int]], label_map: LabelMap, train_rows: int) -> list[float]:
+    """Multi-label ``pos_weight`` of ``BCEWithLogitsLoss``: sqrt(negatives / positives)
+    per label over the train split (label counts = rows carrying the label), capped."""
+    weights = []
+    for label in label_map.labels:
+        positives = max(1, label_counts[label].get("train", 0))
+        weights.append(min(MAX_POS_WEIGHT, max(1.0, ((train_rows - positives) / positives) ** 0.5)))
+    return weights
+
+
+def class_weighted_loss(config: PipelineConfig, published: PublishedDataset, label_map: LabelMap):
+    """A ``compute_loss_func`` for the Trainer (no subclass), or None: weighted
+    cross-entropy (single-label, pairs) or BCE with ``pos_weight`` (multi-label)."""
+    if config.train.class_weights == "none":
         return None
-    weights = torch.tensor(class_weights(manifest["data_card"]["label_counts"], label_map), dtype=torch.float32)
+    label_counts = published.manifest["data_card"]["label_counts"]
+    if config.task == "multi_label":
+        weights = torch.tensor(
+            positive_weights(label_counts, label_map, published.split_rows["train"]), dtype=torch.float32
+        )
+        say(f"train: positive weights from {min(weights.tolist()):.2f} to {max(weights.tolist()):.2f} (sqrt neg/pos)")
+
+        def weighted_bce(outputs, labels, num_items_in_batch=None):
+            logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, labels.to(logits.dtype), pos_weight=weights.to(logits.device)
+            )
+
+        return weighted_bce
+    weights = torch.tensor(class_weights(label_counts, label_map), dtype=torch.float32)
     say(f"train: class weights {dict(zip(label_map.labels, [round(w, 3) for w in weights.tolist()]))}")
 
     def weighted_cross_entropy(outputs, labels, num_items_in_batch=None):
@@ -106,7 +136,7 @@ def build_trainer(
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None),
         compute_metrics=compute_metrics_for(config, label_map),
-        compute_loss_func=class_weighted_loss(config, manifest, label_map),
+        compute_loss_func=class_weighted_loss(config, published, label_map),
         callbacks=list(callbacks) + extra_callbacks(config, has_validation),
     )
     return trainer, tokenized
