@@ -54,17 +54,75 @@ def evaluated(summary) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def training_tokenizer(dataset: PublishedDataset):
+    """The tokenizer training loads (AutoTokenizer, model_max_length = max_length)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(dataset.manifest["model_dir"])
+    tokenizer.model_max_length = int(dataset.manifest["max_length"])
+    return tokenizer
+
+
+def assert_published_ids_are_trainings(dataset: PublishedDataset, config) -> dict:
+    """On every row of every split, the ids prepare made in Spark are exactly what the
+    training side's tokenizer call made before the ids moved to Spark: written out
+    here with transformers, not through lakefine's encoding."""
+    tokenizer, manifest = training_tokenizer(dataset), dataset.manifest
+    max_length = int(manifest["max_length"])
+    cut = 0
+    for split in dataset.load().values():
+        rows = split.to_dict()
+        pairs = rows.get("text_pair")
+        if config.task == "seq2seq":
+            seq = config.seq2seq
+            questions = [seq.question_prefix + q for q in rows["text"]]
+            if pairs is not None:
+                contexts = [seq.context_prefix + c for c in pairs]
+                expected = tokenizer(
+                    questions, contexts, truncation="only_second", max_length=max_length, return_token_type_ids=False
+                )
+            else:
+                expected = tokenizer(questions, truncation=True, max_length=max_length, return_token_type_ids=False)
+            labels = tokenizer(
+                text_target=rows["target"],
+                max_length=int(manifest["target_max_length"]),
+                truncation=True,
+                return_token_type_ids=False,
+            )["input_ids"]
+            assert rows["labels"] == labels
+        else:
+            expected = tokenizer(rows["text"], pairs, truncation=True, max_length=max_length)
+        assert rows["input_ids"] == expected["input_ids"]
+        assert rows["length"] == [len(ids) for ids in expected["input_ids"]]
+        if pairs is not None and config.task != "seq2seq":
+            assert rows["token_type_ids"] == expected["token_type_ids"]
+        else:  # single texts: all zeros, the model's default, so not stored
+            assert "token_type_ids" not in rows
+            assert all(not any(types) for types in expected.get("token_type_ids", []))
+        assert "attention_mask" not in rows  # the collator builds it
+        cut += sum(length == max_length for length in rows["length"])
+    assert cut > 0  # some rows are truncated: the truncation is checked, not only the vocabulary
+    return manifest["tokenized"]
+
+
+def test_single_texts_carry_the_ids_training_made(smoke_dataset):
+    from lakefine.core.config import load_config
+
+    recorded = assert_published_ids_are_trainings(
+        PublishedDataset.open(smoke_dataset), load_config(REPO / "pipelines/smoke.yaml")
+    )
+    assert recorded["columns"] == ["input_ids", "length"] and recorded["truncation"] == "longest_first"
+
+
 def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, local_root, spark):
     config = config_of("rt_sentiment_pairs", "model.name_or_path=tiny-random-bert")
     summary = pipeline.run(config, spark)
     dataset = PublishedDataset.open(summary["prepare"]["dataset"])
     test = dataset.load()["test"]
-    assert set(test.column_names) >= {"text", "text_pair", "label"}
-    tokenized = next(p for p in dataset.path.glob("tokenized/*/test.arrow"))
-    from datasets import Dataset
-
-    token_types = Dataset.from_file(str(tokenized))["token_type_ids"]
-    assert all(0 in t and 1 in t for t in token_types[:50])  # first and second sentence
+    assert set(test.column_names) >= {"text", "text_pair", "label", "input_ids", "token_type_ids", "length"}
+    assert all(0 in t and 1 in t for t in test["token_type_ids"][:50])  # first and second sentence
+    assert assert_published_ids_are_trainings(dataset, config)["truncation"] == "longest_first"
+    assert not (dataset.path / "tokenized").exists()  # training read the ids: no tokenize stage
     assert {"test_accuracy", "test_f1"} <= set(summary["train"]["metrics"])
 
     saved = evaluated(summary)
@@ -84,6 +142,7 @@ def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, l
     assert card["DESC"]["train"] >= card["DESC:manner"]["train"] > 0
     test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
     assert all(sum(vector) == 2 for vector in test["label"])  # a coarse and a fine type each
+    assert_published_ids_are_trainings(PublishedDataset.open(summary["prepare"]["dataset"]), config)
     assert {"test_f1_micro", "test_f1_macro"} <= set(summary["train"]["metrics"])
 
     saved = evaluated(summary)
@@ -130,6 +189,7 @@ def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spar
     assert manifest["label_map"] is None and manifest["target_max_length"] <= 8
     test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
     assert set(test["target"]) <= {"abbreviation", "description", "entity", "human", "location", "number"}
+    assert_published_ids_are_trainings(PublishedDataset.open(summary["prepare"]["dataset"]), config)
 
     saved = evaluated(summary)
     predictor = Predictor.load(summary["train"]["registered_uri"])
@@ -139,6 +199,27 @@ def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spar
     answers = [p["answer"] for p in predictor.predict(test["text"], batch_size=64)]
     assert answers == saved["predicted"]
     evaluate_agrees_with_training(config, summary)
+
+
+def test_seq2seq_contexts_are_cut_in_spark_and_questions_never_are(staged, local_root, spark):
+    """A question with a long context (QA shape), max_length far below the pairs'
+    length: only the context loses tokens, the prefixes are in the ids."""
+    rows = [
+        (f"what is item {i} called", " ".join(["the context goes on and on"] * (2 + i % 9)), f"name {i % 5}")
+        for i in range(60)
+    ]
+    df = spark.createDataFrame(rows, "question string, context string, answer_type string")
+    config = config_of(
+        "trec_answer_type",
+        "model.name_or_path=tiny-random-t5",
+        "source.text_pair_column=context",
+        "seq2seq.question_prefix='question: '",
+        "seq2seq.context_prefix='context: '",
+        "model.max_length=24",
+    )
+    dataset = pipeline.prepare(config, spark, df=df).dataset
+    recorded = assert_published_ids_are_trainings(dataset, config)
+    assert recorded["truncation"] == "only_second" and recorded["columns"] == ["input_ids", "labels", "length"]
 
 
 def test_context_is_truncated_and_the_question_never_is(tiny_model):
@@ -216,17 +297,8 @@ def test_class_weights_come_from_the_spark_label_counts(staged, local_root, spar
             tmp_path / class_weighting,
         )
         rows = tokenized["train"].select(range(32))
-        batch = trainer.data_collator(
-            [
-                {
-                    "input_ids": r["input_ids"],
-                    "attention_mask": r["attention_mask"],
-                    "token_type_ids": r["token_type_ids"],
-                    "labels": r["label"],
-                }
-                for r in rows
-            ]
-        )
+        # the published ids (single texts: no token types); the collator adds the mask
+        batch = trainer.data_collator([{"input_ids": r["input_ids"], "labels": r["label"]} for r in rows])
         trainer.model.eval()
         with torch.no_grad():
             loss = trainer.compute_loss(trainer.model, dict(batch)).item()
