@@ -114,6 +114,41 @@ def test_single_texts_carry_the_ids_training_made(smoke_dataset):
     assert recorded["columns"] == ["input_ids", "length"] and recorded["truncation"] == "longest_first"
 
 
+def test_training_reads_the_ids_and_tokenizes_only_a_dataset_without_matching_ones(smoke_dataset, tmp_path, capsys):
+    """No tokenize stage for a dataset that carries the ids; a dataset from an older
+    lakefine (no ids recorded) is tokenized on the driver into the same ids; a tokenizer
+    that is not the one the ids came from (an added token) is noticed and used."""
+    import shutil
+
+    from lakefine.core.config import load_config
+    from lakefine.training.common import encoding_for, load_tokenizer, model_inputs
+
+    config = load_config(REPO / "pipelines/smoke.yaml")
+    shutil.copytree(smoke_dataset, tmp_path / "copy", ignore=shutil.ignore_patterns("tokenized"))
+    published = PublishedDataset.open(tmp_path / "copy")
+    tokenizer = load_tokenizer(published.manifest["model_dir"], int(published.manifest["max_length"]))
+    ids = list(published.load()["train"]["input_ids"])
+
+    def inputs(dataset):
+        data = dataset.load()
+        return model_inputs(data, tokenizer, dataset, encoding_for(config, dataset, tokenizer, data))
+
+    ready = inputs(published)
+    assert sorted(ready["train"].column_names) == ["input_ids", "label", "length"]
+    assert list(ready["train"]["input_ids"]) == ids and not (published.path / "tokenized").exists()
+
+    older = PublishedDataset(published.path, {k: v for k, v in published.manifest.items() if k != "tokenized"})
+    tokenized = inputs(older)
+    assert "carries no token ids" in capsys.readouterr().err
+    assert list(tokenized["train"]["input_ids"]) == ids and (published.path / "tokenized").is_dir()
+
+    tokenizer.add_tokens(["the film"])  # e.g. added tokens transformers applies over tokenizer.json
+    retokenized = inputs(published)
+    assert "are not this tokenizer's" in capsys.readouterr().err
+    film = tokenizer.convert_tokens_to_ids("the film")
+    assert any(film in row for row in retokenized["train"]["input_ids"]) and not any(film in row for row in ids)
+
+
 def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, local_root, spark):
     config = config_of("rt_sentiment_pairs", "model.name_or_path=tiny-random-bert")
     summary = pipeline.run(config, spark)
