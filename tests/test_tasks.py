@@ -238,9 +238,10 @@ def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spar
 
 def test_seq2seq_contexts_are_cut_in_spark_and_questions_never_are(staged, local_root, spark):
     """A question with a long context (QA shape), max_length far below the pairs'
-    length: only the context loses tokens, the prefixes are in the ids."""
+    length: only the context loses tokens, the prefixes are in the ids; the targets
+    (5 tokens) are cut at seq2seq.max_target_length."""
     rows = [
-        (f"what is item {i} called", " ".join(["the context goes on and on"] * (2 + i % 9)), f"name {i % 5}")
+        (f"what is item {i} called", " ".join(["the context goes on and on"] * (2 + i % 9)), f"the name {i % 5}")
         for i in range(60)
     ]
     df = spark.createDataFrame(rows, "question string, context string, answer_type string")
@@ -251,10 +252,12 @@ def test_seq2seq_contexts_are_cut_in_spark_and_questions_never_are(staged, local
         "seq2seq.question_prefix='question: '",
         "seq2seq.context_prefix='context: '",
         "model.max_length=24",
+        "seq2seq.max_target_length=4",
     )
     dataset = pipeline.prepare(config, spark, df=df).dataset
     recorded = assert_published_ids_are_trainings(dataset, config)
     assert recorded["truncation"] == "only_second" and recorded["columns"] == ["input_ids", "labels", "length"]
+    assert recorded["target_max_length"] == 4 and {len(ids) for ids in dataset.load()["train"]["labels"]} == {4}
 
 
 def test_context_is_truncated_and_the_question_never_is(tiny_model):
