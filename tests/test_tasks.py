@@ -241,7 +241,11 @@ def test_seq2seq_contexts_are_cut_in_spark_and_questions_never_are(staged, local
     length: only the context loses tokens, the prefixes are in the ids; the targets
     (5 tokens) are cut at seq2seq.max_target_length."""
     rows = [
-        (f"what is item {i} called", " ".join(["the context goes on and on"] * (2 + i % 9)), f"the name {i % 5}")
+        (
+            f"what is item {i} called" + " in the long list of things we keep" * (i % 2),  # long questions too
+            " ".join(["the context goes on and on"] * (2 + i % 9)),
+            f"the name {i % 5}",
+        )
         for i in range(60)
     ]
     df = spark.createDataFrame(rows, "question string, context string, answer_type string")
