@@ -431,3 +431,43 @@ def test_empty_answer_column_is_one_clear_error(local_root, spark):
     config = config_of("trec_answer_type", "model.name_or_path=tiny-random-t5")
     with pytest.raises(DataError, match=r"20 of 20 input rows \(100.0%\) are quarantined(.|\n)*empty_label: 20 rows"):
         pipeline.prepare(config, spark, df=df)
+
+
+def test_cpu_training_arguments_are_unchanged(tmp_path, monkeypatch):
+    import torch
+
+    from lakefine.training.common import device_arguments, training_arguments
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = config_of("rt_sentiment_pairs")
+    assert device_arguments(config) == {"bf16": False, "use_cpu": True, "dataloader_num_workers": 0}
+    args = training_arguments(config, tmp_path, has_validation=True, best_metric="f1_macro")
+    assert args.use_cpu and not args.bf16 and not args.tf32 and args.dataloader_num_workers == 0
+    assert not args.torch_compile and not args.dataloader_persistent_workers
+
+
+@pytest.mark.parametrize("bf16, capability", [(True, (8, 0)), (False, (7, 5))], ids=["ampere", "turing"])
+def test_gpu_training_arguments_follow_what_the_gpu_supports(monkeypatch, bf16, capability):
+    """The selection alone (a CPU machine cannot build GPU TrainingArguments)."""
+    import torch
+
+    from lakefine.training.common import device_arguments
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    chosen = device_arguments(config_of("rt_sentiment_pairs"))
+    assert chosen == {
+        "bf16": bf16,
+        "tf32": bf16,  # both need Ampere here
+        "use_cpu": False,
+        "dataloader_num_workers": 4,
+        "dataloader_pin_memory": True,
+        "dataloader_persistent_workers": True,
+        "torch_compile": False,
+    }
+    assert device_arguments(config_of("rt_sentiment_pairs", "train.torch_compile=true"))["torch_compile"] is True
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert device_arguments(config_of("rt_sentiment_pairs"))["dataloader_num_workers"] == 1  # 8 cores, 4 GPUs

@@ -170,7 +170,6 @@ def training_arguments(
     train_cfg = config.train
     every = train_cfg.checkpoint_steps or (train_cfg.max_steps if train_cfg.max_steps > 0 else None)
     strategy = "steps" if every else "epoch"
-    use_gpu = torch.cuda.is_available()
     return (args_class or TrainingArguments)(
         output_dir=str(output_dir),
         num_train_epochs=train_cfg.epochs,
@@ -194,16 +193,37 @@ def training_arguments(
         data_seed=train_cfg.seed,
         train_sampling_strategy="group_by_length" if train_cfg.group_by_length else "random",
         length_column_name="length",
-        bf16=use_gpu and torch.cuda.is_bf16_supported(),
-        use_cpu=not use_gpu,
         report_to="none",  # tracking is lakefine's callback: it survives server outages
         disable_tqdm=os.environ.get("CI") == "true",
-        dataloader_num_workers=0,
+        **device_arguments(config),
         # Our models return a mean loss; True would scale it by the world size under DDP
         # (train.num_processes > 1): doubled gradients on 2 processes. No effect on 1.
         average_tokens_across_devices=False,
         **extra,
     )
+
+
+def device_arguments(config: PipelineConfig) -> dict:
+    """The TrainingArguments that depend on the hardware. On CPU exactly what training
+    always used (no bf16, no dataloader workers: the batches are tiny and workers would
+    compete with torch for the cores). On a CUDA GPU: bf16 where the GPU supports it,
+    TF32 matmuls on Ampere or newer, dataloader workers that stay alive between epochs
+    (collating and padding off the training loop) with pinned memory, and
+    ``train.torch_compile`` if asked for."""
+    if not torch.cuda.is_available():
+        return {"bf16": False, "use_cpu": True, "dataloader_num_workers": 0}
+    # A few workers per GPU, leaving a core for the training loop itself.
+    per_gpu = max(1, torch.cuda.device_count())
+    workers = max(1, min(4, (os.cpu_count() or 2) // per_gpu - 1))
+    return {
+        "bf16": torch.cuda.is_bf16_supported(),
+        "tf32": torch.cuda.get_device_capability()[0] >= 8,  # Ampere (sm_80) and newer
+        "use_cpu": False,
+        "dataloader_num_workers": workers,
+        "dataloader_pin_memory": True,
+        "dataloader_persistent_workers": True,
+        "torch_compile": config.train.torch_compile,
+    }
 
 
 def run_trainer(trainer, resume_from: Path | None, default_sigterm) -> None:
