@@ -356,8 +356,10 @@ def labels(params: dict) -> dict:
 
 
 def tokenization(params: dict) -> dict:
-    """lakefine.train.tokenize (Dataset.map batched, cache file written) vs the raw
-    tokenizers encode_batch, on the real RT texts, same truncation, no padding."""
+    """lakefine's driver-side tokenize stage (``training.common.model_inputs`` on a
+    dataset without ids: Dataset.map batched, cache file written; prepare now makes
+    the ids in Spark with the same ``encode``) vs the raw tokenizers encode_batch, on
+    the real RT texts, same truncation, no padding."""
     import types
 
     import datasets
@@ -365,7 +367,8 @@ def tokenization(params: dict) -> dict:
     from tokenizers import Tokenizer
 
     from lakefine.core import assets
-    from lakefine.training.common import load_tokenizer, tokenize
+    from lakefine.core.tokenization import Encoding
+    from lakefine.training.common import backend, load_tokenizer, model_inputs
 
     datasets.disable_progress_bars()
     repeats = int(params.get("repeats", 3))
@@ -384,8 +387,13 @@ def tokenization(params: dict) -> dict:
             }
         ).save_to_disk(str(work / "data"))
         data = DatasetDict({"train": datasets.load_from_disk(str(work / "data"))})
-        published = types.SimpleNamespace(path=work / "published")  # tokenize() uses .path for its cache
+        # no "tokenized" entry: model_inputs tokenizes, with its cache under .path
+        published = types.SimpleNamespace(path=work / "published", manifest={})
         tokenizer = load_tokenizer(model_dir, max_length)
+        encoding = Encoding.of("classification", max_length, False, backend(tokenizer))
+
+        def tokenize(data, tokenizer, published, max_length):
+            return model_inputs(data, tokenizer, published, encoding)
 
         raw = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         raw.no_padding()  # the bundled tokenizer.json pads to 128 by itself

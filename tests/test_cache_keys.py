@@ -1,5 +1,5 @@
-"""The cache key: change the data, the label policy, the split, the tokenizer or the
-max length and get new data; change nothing and get a hit without any Spark job."""
+"""The cache key: change the data, the label policy, the split, the tokenizer, the
+max length or the token-id encoding and get new data; change nothing and get a hit without any Spark job."""
 
 import json
 import os
@@ -80,6 +80,24 @@ def config(**changes):
 def test_each_setting_is_part_of_the_key(spark, baseline, change):
     first = baseline
     changed = prepare(config(**change), spark)
+    assert changed.cache_hit is False and changed.dataset.key != first.dataset.key
+
+
+@pytest.mark.slow
+def test_the_token_id_encoding_is_part_of_the_key(spark, baseline, monkeypatch):
+    """The dataset settings record that the rows carry ids made in Spark (and by which
+    encoding): another encoding is another dataset, even for an unchanged source."""
+    from lakefine.core import dataset, tokenization
+
+    first = baseline
+    settings, recorded = first.dataset.manifest["settings"], first.dataset.manifest["tokenized"]
+    assert settings["tokenized"] == tokenization.VERSION == recorded["version"]
+    assert (
+        recorded["columns"] == ["input_ids", "length"]
+        and recorded["max_length"] == first.dataset.manifest["max_length"]
+    )
+    monkeypatch.setattr(dataset, "TOKENIZATION_VERSION", tokenization.VERSION + 1)
+    changed = prepare(config(), spark)
     assert changed.cache_hit is False and changed.dataset.key != first.dataset.key
 
 

@@ -322,6 +322,7 @@ def test_the_dump_keeps_the_shape_cache_keys_are_made_of():
         "torch_threads": None,
         "num_processes": 1,
         "temperature_scaling": False,
+        "torch_compile": False,
     }
     flat = config.flat_params()
     assert flat["train.learning_rate"] == "5e-05" and flat["train.epochs"] == "1.0"

@@ -54,17 +54,110 @@ def evaluated(summary) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def training_tokenizer(dataset: PublishedDataset):
+    """The tokenizer training loads (AutoTokenizer, model_max_length = max_length)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(dataset.manifest["model_dir"])
+    tokenizer.model_max_length = int(dataset.manifest["max_length"])
+    return tokenizer
+
+
+def assert_published_ids_are_trainings(dataset: PublishedDataset, config) -> dict:
+    """On every row of every split, the ids prepare made in Spark are exactly what the
+    training side's tokenizer call made before the ids moved to Spark: written out
+    here with transformers, not through lakefine's encoding."""
+    tokenizer, manifest = training_tokenizer(dataset), dataset.manifest
+    max_length = int(manifest["max_length"])
+    cut = 0
+    for split in dataset.load().values():
+        rows = split.to_dict()
+        pairs = rows.get("text_pair")
+        if config.task == "seq2seq":
+            seq = config.seq2seq
+            questions = [seq.question_prefix + q for q in rows["text"]]
+            if pairs is not None:
+                contexts = [seq.context_prefix + c for c in pairs]
+                expected = tokenizer(
+                    questions, contexts, truncation="only_second", max_length=max_length, return_token_type_ids=False
+                )
+            else:
+                expected = tokenizer(questions, truncation=True, max_length=max_length, return_token_type_ids=False)
+            labels = tokenizer(
+                text_target=rows["target"],
+                max_length=int(manifest["target_max_length"]),
+                truncation=True,
+                return_token_type_ids=False,
+            )["input_ids"]
+            assert rows["labels"] == labels
+        else:
+            expected = tokenizer(rows["text"], pairs, truncation=True, max_length=max_length)
+        assert rows["input_ids"] == expected["input_ids"]
+        assert rows["length"] == [len(ids) for ids in expected["input_ids"]]
+        if pairs is not None and config.task != "seq2seq":
+            assert rows["token_type_ids"] == expected["token_type_ids"]
+        else:  # single texts: all zeros, the model's default, so not stored
+            assert "token_type_ids" not in rows
+            assert all(not any(types) for types in expected.get("token_type_ids", []))
+        assert "attention_mask" not in rows  # the collator builds it
+        cut += sum(length == max_length for length in rows["length"])
+    assert cut > 0  # some rows are truncated: the truncation is checked, not only the vocabulary
+    return manifest["tokenized"]
+
+
+def test_single_texts_carry_the_ids_training_made(smoke_dataset):
+    from lakefine.core.config import load_config
+
+    recorded = assert_published_ids_are_trainings(
+        PublishedDataset.open(smoke_dataset), load_config(REPO / "pipelines/smoke.yaml")
+    )
+    assert recorded["columns"] == ["input_ids", "length"] and recorded["truncation"] == "longest_first"
+
+
+def test_training_reads_the_ids_and_tokenizes_only_a_dataset_without_matching_ones(smoke_dataset, tmp_path, capsys):
+    """No tokenize stage for a dataset that carries the ids; a dataset from an older
+    lakefine (no ids recorded) is tokenized on the driver into the same ids; a tokenizer
+    that is not the one the ids came from (an added token) is noticed and used."""
+    import shutil
+
+    from lakefine.core.config import load_config
+    from lakefine.training.common import encoding_for, load_tokenizer, model_inputs
+
+    config = load_config(REPO / "pipelines/smoke.yaml")
+    shutil.copytree(smoke_dataset, tmp_path / "copy", ignore=shutil.ignore_patterns("tokenized"))
+    published = PublishedDataset.open(tmp_path / "copy")
+    tokenizer = load_tokenizer(published.manifest["model_dir"], int(published.manifest["max_length"]))
+    ids = list(published.load()["train"]["input_ids"])
+
+    def inputs(dataset):
+        data = dataset.load()
+        return model_inputs(data, tokenizer, dataset, encoding_for(config, dataset, tokenizer, data))
+
+    ready = inputs(published)
+    assert sorted(ready["train"].column_names) == ["input_ids", "label", "length"]
+    assert list(ready["train"]["input_ids"]) == ids and not (published.path / "tokenized").exists()
+
+    older = PublishedDataset(published.path, {k: v for k, v in published.manifest.items() if k != "tokenized"})
+    tokenized = inputs(older)
+    assert "carries no token ids" in capsys.readouterr().err
+    assert list(tokenized["train"]["input_ids"]) == ids and (published.path / "tokenized").is_dir()
+
+    tokenizer.add_tokens(["the film"])  # e.g. added tokens transformers applies over tokenizer.json
+    retokenized = inputs(published)
+    assert "are not this tokenizer's" in capsys.readouterr().err
+    film = tokenizer.convert_tokens_to_ids("the film")
+    assert any(film in row for row in retokenized["train"]["input_ids"]) and not any(film in row for row in ids)
+
+
 def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, local_root, spark):
     config = config_of("rt_sentiment_pairs", "model.name_or_path=tiny-random-bert")
     summary = pipeline.run(config, spark)
     dataset = PublishedDataset.open(summary["prepare"]["dataset"])
     test = dataset.load()["test"]
-    assert set(test.column_names) >= {"text", "text_pair", "label"}
-    tokenized = next(p for p in dataset.path.glob("tokenized/*/test.arrow"))
-    from datasets import Dataset
-
-    token_types = Dataset.from_file(str(tokenized))["token_type_ids"]
-    assert all(0 in t and 1 in t for t in token_types[:50])  # first and second sentence
+    assert set(test.column_names) >= {"text", "text_pair", "label", "input_ids", "token_type_ids", "length"}
+    assert all(0 in t and 1 in t for t in test["token_type_ids"][:50])  # first and second sentence
+    assert assert_published_ids_are_trainings(dataset, config)["truncation"] == "longest_first"
+    assert not (dataset.path / "tokenized").exists()  # training read the ids: no tokenize stage
     assert {"test_accuracy", "test_f1"} <= set(summary["train"]["metrics"])
 
     saved = evaluated(summary)
@@ -108,6 +201,7 @@ def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, l
     assert card["DESC"]["train"] >= card["DESC:manner"]["train"] > 0
     test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
     assert all(sum(vector) == 2 for vector in test["label"])  # a coarse and a fine type each
+    assert_published_ids_are_trainings(PublishedDataset.open(summary["prepare"]["dataset"]), config)
     assert {"test_f1_micro", "test_f1_macro"} <= set(summary["train"]["metrics"])
 
     saved = evaluated(summary)
@@ -176,6 +270,7 @@ def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spar
     assert manifest["label_map"] is None and manifest["target_max_length"] <= 8
     test = PublishedDataset.open(summary["prepare"]["dataset"]).load()["test"]
     assert set(test["target"]) <= {"abbreviation", "description", "entity", "human", "location", "number"}
+    assert_published_ids_are_trainings(PublishedDataset.open(summary["prepare"]["dataset"]), config)
 
     saved = evaluated(summary)
     predictor = Predictor.load(summary["train"]["registered_uri"])
@@ -185,6 +280,34 @@ def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spar
     answers = [p["answer"] for p in predictor.predict(test["text"], batch_size=64)]
     assert answers == saved["predicted"]
     evaluate_agrees_with_training(config, summary)
+
+
+def test_seq2seq_contexts_are_cut_in_spark_and_questions_never_are(staged, local_root, spark):
+    """A question with a long context (QA shape), max_length far below the pairs'
+    length: only the context loses tokens, the prefixes are in the ids; the targets
+    (5 tokens) are cut at seq2seq.max_target_length."""
+    rows = [
+        (
+            f"what is item {i} called" + " in the long list of things we keep" * (i % 2),  # long questions too
+            " ".join(["the context goes on and on"] * (2 + i % 9)),
+            f"the name {i % 5}",
+        )
+        for i in range(60)
+    ]
+    df = spark.createDataFrame(rows, "question string, context string, answer_type string")
+    config = config_of(
+        "trec_answer_type",
+        "model.name_or_path=tiny-random-t5",
+        "source.text_pair_column=context",
+        "seq2seq.question_prefix='question: '",
+        "seq2seq.context_prefix='context: '",
+        "model.max_length=24",
+        "seq2seq.max_target_length=4",
+    )
+    dataset = pipeline.prepare(config, spark, df=df).dataset
+    recorded = assert_published_ids_are_trainings(dataset, config)
+    assert recorded["truncation"] == "only_second" and recorded["columns"] == ["input_ids", "labels", "length"]
+    assert recorded["target_max_length"] == 4 and {len(ids) for ids in dataset.load()["train"]["labels"]} == {4}
 
 
 def test_context_is_truncated_and_the_question_never_is(tiny_model):
@@ -337,3 +460,43 @@ def test_empty_answer_column_is_one_clear_error(local_root, spark):
     config = config_of("trec_answer_type", "model.name_or_path=tiny-random-t5")
     with pytest.raises(DataError, match=r"20 of 20 input rows \(100.0%\) are quarantined(.|\n)*empty_label: 20 rows"):
         pipeline.prepare(config, spark, df=df)
+
+
+def test_cpu_training_arguments_are_unchanged(tmp_path, monkeypatch):
+    import torch
+
+    from lakefine.training.common import device_arguments, training_arguments
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = config_of("rt_sentiment_pairs")
+    assert device_arguments(config) == {"bf16": False, "use_cpu": True, "dataloader_num_workers": 0}
+    args = training_arguments(config, tmp_path, has_validation=True, best_metric="f1_macro")
+    assert args.use_cpu and not args.bf16 and not args.tf32 and args.dataloader_num_workers == 0
+    assert not args.torch_compile and not args.dataloader_persistent_workers
+
+
+@pytest.mark.parametrize("bf16, capability", [(True, (8, 0)), (False, (7, 5))], ids=["ampere", "turing"])
+def test_gpu_training_arguments_follow_what_the_gpu_supports(monkeypatch, bf16, capability):
+    """The selection alone (a CPU machine cannot build GPU TrainingArguments)."""
+    import torch
+
+    from lakefine.training.common import device_arguments
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    chosen = device_arguments(config_of("rt_sentiment_pairs"))
+    assert chosen == {
+        "bf16": bf16,
+        "tf32": bf16,  # both need Ampere here
+        "use_cpu": False,
+        "dataloader_num_workers": 4,
+        "dataloader_pin_memory": True,
+        "dataloader_persistent_workers": True,
+        "torch_compile": False,
+    }
+    assert device_arguments(config_of("rt_sentiment_pairs", "train.torch_compile=true"))["torch_compile"] is True
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert device_arguments(config_of("rt_sentiment_pairs"))["dataloader_num_workers"] == 1  # 8 cores, 4 GPUs

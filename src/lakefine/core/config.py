@@ -281,6 +281,11 @@ class TrainConfig(_Model):
         description="classification, pairs: fit a temperature on the validation split (minimum log loss) and"
         " fold it into the classifier head, so every consumer of the model gets calibrated probabilities",
     )
+    torch_compile: bool = Field(
+        False,
+        description="GPU only: compile the model with torch.compile (TrainingArguments.torch_compile); off by"
+        " default: compiling costs minutes up front and pays off only on long runs",
+    )
 
     @model_validator(mode="after")
     def _some_training(self) -> TrainConfig:

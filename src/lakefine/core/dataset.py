@@ -1,10 +1,14 @@
 """The published dataset: what the Spark side hands to the training side.
 
 A directory named by its cache key holding Arrow shards and ``manifest.json``
-(written last, so a directory without one is never read). The rows are ordered by
-(split, row_hash); each split is a contiguous range of that order, so loading a split
-is a zero-copy ``select``. This module reads, finds and prunes published versions;
-writing them is ``lakefine.prep.publish``.
+(written last, so a directory without one is never read). Each row carries its
+texts, label, split and row hash, and the model inputs tokenized in Spark
+(``input_ids``, ``token_type_ids`` where the tokenizer marks segments, the seq2seq
+``labels``, ``length``; see ``lakefine.core.tokenization``); the manifest's
+``tokenized`` entry records how. The rows are ordered by (split, row_hash); each
+split is a contiguous range of that order, so loading a split is a zero-copy
+``select``. This module reads, finds and prunes published versions; writing them is
+``lakefine.prep.publish``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from lakefine.core.errors import HandoffError
 from lakefine.core.files import write_json_atomically
 from lakefine.core.leases import live_leases
 from lakefine.core.model_files import model_fingerprint, tokenizer_fingerprint
+from lakefine.core.tokenization import VERSION as TOKENIZATION_VERSION
 
 # The published order of the splits: row order, manifest ranges, split ranks.
 SPLITS = ("train", "validation", "test")
@@ -192,6 +197,10 @@ def dataset_settings(config: PipelineConfig, model_dir: str) -> dict:
             "tokenizer": tokenizer_fingerprint(model_dir),
         },
         "seq2seq": config.seq2seq.model_dump() if config.task == "seq2seq" else None,
+        # The rows carry token ids made in Spark, by this version of the encoding
+        # (lakefine.core.tokenization); a dataset without the entry (an older lakefine)
+        # has none, and training tokenizes it itself.
+        "tokenized": TOKENIZATION_VERSION,
     }
 
 

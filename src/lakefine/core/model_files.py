@@ -47,3 +47,14 @@ def model_fingerprint(model_dir: str) -> str:
     for weights in sorted(p for p in directory.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)):
         digest.update(f"{weights.name}\0{weights.stat().st_size}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def truncation_side(model_dir: str) -> str:
+    """Which end transformers cuts a long text from (``tokenizer_config.json``'s
+    ``truncation_side``; "right" unless the checkpoint says otherwise)."""
+    config = Path(model_dir) / "tokenizer_config.json"
+    if config.is_file():
+        side = json.loads(config.read_text()).get("truncation_side")
+        if side in ("left", "right"):
+            return side
+    return "right"

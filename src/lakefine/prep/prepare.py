@@ -1,9 +1,10 @@
 """Preparation, start to publish: read -> clean -> split -> labels -> data card ->
-handoff. The stages are pure DataFrame functions; this module does the I/O around
+tokenize -> handoff. The stages are pure DataFrame functions; this module does the I/O around
 them and reports the counts (input rows = used + quarantined, always).
 
 ``prepare`` reads top to bottom along the seams: usable rows, counts and the label
-policy, the dataset key (a cache hit stops here), the data card, then publishing.
+policy, the dataset key (a cache hit stops here), the data card, then publishing
+(the rows tokenized in Spark at the data card's ``max_length`` on the way).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from lakefine.core.labels import LABEL_POLICY, NUMBER_PATTERN, LabelMap, case_va
 from lakefine.core.log import first_line, say
 from lakefine.core.model_files import model_max_length
 from lakefine.core.session import session_kind
-from lakefine.prep import datacard, diagnose
+from lakefine.core.tokenization import Encoding
+from lakefine.prep import datacard, diagnose, tokenize
 from lakefine.prep.clean import (
     FLAGS,
     fix_mojibake,
@@ -497,21 +499,36 @@ def _publish(
     else:
         handed, target_column = used.withColumn("label", F.col("label_id")), "label"
     columns = ["text"] + (["text_pair"] if with_pair else []) + [target_column, "split", "row_hash"]
+    model_dir = manifest_extra["model_dir"]
+    # Tokenized here, in Spark, at the data card's max_length: training reads the ids.
+    encoding = tokenize.encoding_for(config, model_dir, manifest_extra, with_pair)
     published = publish(
         handed.select(*columns),
         root=root,
         key=key,
-        features=dataset_features(labelled.label_map, with_pair, config.task),
+        features=dataset_features(labelled.label_map, with_pair, config.task, encoding),
         split_rows=labelled.split_rows,
         method=method,
         working_dir=paths.scratch_dir(config.runtime.working_dir, "working"),
         num_partitions=int(spark.conf.get("spark.sql.shuffle.partitions") or 4),
-        manifest_extra=manifest_extra,
+        manifest_extra={**manifest_extra, "tokenized": encoding.to_json()},
+        add_columns=lambda ordered: tokenize.with_token_ids(ordered, model_dir, encoding),
     )
     return published, method
 
 
-def dataset_features(label_map: LabelMap | None, with_pair: bool, task: str = "classification") -> Features:
+# The datasets features of the columns ``lakefine.prep.tokenize`` adds.
+TOKEN_FEATURES = {
+    "input_ids": List(Value("int32")),
+    "token_type_ids": List(Value("int8")),
+    "labels": List(Value("int32")),
+    "length": Value("int32"),
+}
+
+
+def dataset_features(
+    label_map: LabelMap | None, with_pair: bool, task: str = "classification", encoding: Encoding | None = None
+) -> Features:
     columns = {"text": Value("string")}
     if with_pair:
         columns["text_pair"] = Value("string")
@@ -522,6 +539,7 @@ def dataset_features(label_map: LabelMap | None, with_pair: bool, task: str = "c
     else:
         columns["label"] = ClassLabel(names=list(label_map.labels))
     columns.update({"split": Value("string"), "row_hash": Value("int64")})
+    columns.update({name: TOKEN_FEATURES[name] for name in (encoding.columns if encoding else [])})
     return Features(columns)
 
 

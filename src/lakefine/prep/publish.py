@@ -26,12 +26,13 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyspark
 from datasets import Dataset
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakefine.core.dataset import (
@@ -58,9 +59,12 @@ def publish(
     working_dir: Path,
     num_partitions: int,
     manifest_extra: dict,
+    add_columns: Callable[[DataFrame], DataFrame] | None = None,
 ) -> PublishedDataset:
     """Write ``df`` (columns of ``features`` plus ``split`` and ``row_hash``) as the
-    dataset ``root/key``, unless a complete one is already there."""
+    dataset ``root/key``, unless a complete one is already there. ``add_columns`` (the
+    token ids) runs on the ordered rows, after the shuffle: below it, the range
+    partitioner's sampling job would compute it a second time."""
     existing = find_published(root, key)
     if existing is not None:
         return existing
@@ -76,6 +80,8 @@ def publish(
             )
             .drop("_split_rank")
         )
+        if add_columns is not None:
+            ordered = add_columns(ordered)  # a narrow projection: the order is kept
         if method == "from_spark":
             files = _write_from_spark(ordered, staging, features, working_dir)
         elif method == "parquet":

@@ -29,11 +29,12 @@ from lakefine.evaluation.scoring import evaluate_splits
 from lakefine.serving.predictor import Predictor
 from lakefine.training.common import (
     FitResult,
+    encoding_for,
     extra_callbacks,
     load_pretrained,
     load_tokenizer,
+    model_inputs,
     run_trainer,
-    tokenize,
     training_arguments,
 )
 
@@ -107,13 +108,14 @@ def build_trainer(
     config: PipelineConfig, published: PublishedDataset, output_dir: Path, callbacks=()
 ) -> tuple[Trainer, dict]:
     """The Trainer (model, collator, metrics and loss hooks, callbacks) and the
-    tokenized splits it trains and evaluates on."""
+    tokenized splits it trains and evaluates on (the ids the dataset carries)."""
     manifest = published.manifest
     label_map = LabelMap.from_json(manifest["label_map"])
     max_length = int(manifest["max_length"])
     multi_label = config.task == "multi_label"
     tokenizer = load_tokenizer(manifest["model_dir"], max_length)
-    tokenized = tokenize(published.load(), tokenizer, published, max_length)
+    data = published.load()
+    tokenized = model_inputs(data, tokenizer, published, encoding_for(config, published, tokenizer, data))
     model = load_pretrained(
         AutoModelForSequenceClassification,
         manifest["model_dir"],

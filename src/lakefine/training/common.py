@@ -1,7 +1,8 @@
 """What every task shape's training shares: loading pretrained parts with one clear
-error, tokenizing (batched, cached next to the published dataset), the
-TrainingArguments with the measured fast defaults, and SIGTERM handling (a spot
-preemption saves a checkpoint, then raises ``Preempted``)."""
+error, the model inputs (the token ids the published dataset carries, made in Spark;
+tokenized here only for a dataset without them), the TrainingArguments with the
+measured fast defaults, and SIGTERM handling (a spot preemption saves a checkpoint,
+then raises ``Preempted``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoTokenizer, EarlyStoppingCallback, TrainingArguments
 
@@ -20,7 +22,8 @@ from lakefine.core.config import PipelineConfig
 from lakefine.core.dataset import PublishedDataset
 from lakefine.core.errors import Preempted, TrainingError
 from lakefine.core.labels import LabelMap
-from lakefine.core.log import first_line
+from lakefine.core.log import first_line, say
+from lakefine.core.tokenization import ID_COLUMNS, Encoding, encode
 
 
 @dataclass
@@ -73,19 +76,91 @@ def cached_map(dataset_dict, encode, published: PublishedDataset, key: str, drop
     )
 
 
-def tokenize(dataset_dict, tokenizer, published: PublishedDataset, max_length: int):
-    """Batched, truncating, unpadded (the collator pads per batch)."""
-    with_pair = "text_pair" in dataset_dict["train"].column_names
+# The published columns that are not model inputs (the Trainer would drop most of them
+# by itself; ``length`` stays for the length-grouped sampler, ``label`` for the loss).
+TEXT_COLUMNS = ["text", "text_pair", "target", "split", "row_hash"]
+# Rows of a pre-tokenized dataset that training tokenizes again to check the ids.
+CHECKED_ROWS = 32
 
-    def encode(batch):
-        pairs = batch["text_pair"] if with_pair else None
-        encoded = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
-        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
 
-    return cached_map(
-        dataset_dict, encode, published, tokenizer_key(tokenizer, max_length), ["text", "text_pair", "split"]
+def encoding_for(config: PipelineConfig, published: PublishedDataset, tokenizer, data) -> Encoding:
+    """How this training encodes the rows: the dataset's lengths, the config's seq2seq
+    prefixes, the tokenizer's truncation side and segment marks."""
+    manifest = published.manifest
+    return Encoding.of(
+        config.task,
+        int(manifest["max_length"]),
+        "text_pair" in data["train"].column_names,
+        backend(tokenizer),
+        truncation_side=tokenizer.truncation_side,
+        target_max_length=int(manifest.get("target_max_length") or config.seq2seq.max_target_length),
+        seq2seq=config.seq2seq.model_dump(),
     )
+
+
+def model_inputs(data, tokenizer, published: PublishedDataset, encoding: Encoding):
+    """The splits the Trainer reads. A dataset prepared by this lakefine carries the ids
+    (tokenized in Spark by ``prepare``): they are used as they are, no tokenize stage.
+    Otherwise (an older dataset, another encoding, ids this tokenizer would not make)
+    the rows are tokenized here with the same ``encode``, batched and cached next to
+    the dataset, as before the ids moved to Spark."""
+    reason = _why_not_ready(data, tokenizer, published, encoding)
+    if reason is None:
+        ready = data.remove_columns([c for c in TEXT_COLUMNS if c in data["train"].column_names])
+    else:
+        say(f"train: tokenizing on the driver: {reason}")
+        ready = cached_map(
+            data.remove_columns([c for c in ID_COLUMNS if c in data["train"].column_names]),
+            _encoder(backend(tokenizer), encoding),
+            published,
+            tokenizer_key(tokenizer, encoding.to_json()),
+            TEXT_COLUMNS,
+        )
+    if "token_type_ids" in ready["train"].column_names and "token_type_ids" not in tokenizer.model_input_names:
+        ready = ready.remove_columns("token_type_ids")  # what transformers' own call would return
+    return ready
+
+
+def backend(tokenizer):
+    """The ``tokenizers.Tokenizer`` inside a transformers tokenizer (``encode``'s input)."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TrainingError(
+            f"model.name_or_path: the tokenizer ({type(tokenizer).__name__}) is not a fast tokenizer;"
+            " save the model with a tokenizer.json (transformers' tokenizer.save_pretrained writes one)"
+        )
+    return tokenizer.backend_tokenizer
+
+
+def _encoder(fast, encoding: Encoding):
+    def encode_batch(batch):
+        return encode(fast, encoding, batch["text"], batch.get("text_pair"), batch.get("target"))
+
+    return encode_batch
+
+
+def _why_not_ready(data, tokenizer, published: PublishedDataset, encoding: Encoding) -> str | None:
+    """None when the published ids are the ids this training would make, else why not.
+    A few rows are encoded again (the first ones and the longest, where truncation
+    shows): the Spark side read the model's tokenizer.json, which transformers may
+    adjust when it builds the tokenizer (added tokens, a normalizer option)."""
+    recorded = published.manifest.get("tokenized")
+    if recorded is None:
+        return "the dataset carries no token ids (prepared by an older lakefine)"
+    if recorded != encoding.to_json():
+        wanted = encoding.to_json()
+        differ = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+        return f"its ids were made with other settings ({', '.join(differ)})"
+    train = data["train"]
+    lengths = np.asarray(train["length"])
+    longest = np.argsort(-lengths, kind="stable")[:CHECKED_ROWS].tolist()
+    rows = sorted({*range(min(CHECKED_ROWS, len(train))), *longest})
+    sample = train.select(rows).to_dict()
+    expected = _encoder(backend(tokenizer), encoding)(sample)
+    for column, values in expected.items():
+        for row, published_ids, ids in zip(rows, sample[column], values):
+            if published_ids != ids:
+                return f"the published {column} of training row {row} are not this tokenizer's"
+    return None
 
 
 def training_arguments(
@@ -95,7 +170,6 @@ def training_arguments(
     train_cfg = config.train
     every = train_cfg.checkpoint_steps or (train_cfg.max_steps if train_cfg.max_steps > 0 else None)
     strategy = "steps" if every else "epoch"
-    use_gpu = torch.cuda.is_available()
     return (args_class or TrainingArguments)(
         output_dir=str(output_dir),
         num_train_epochs=train_cfg.epochs,
@@ -119,16 +193,37 @@ def training_arguments(
         data_seed=train_cfg.seed,
         train_sampling_strategy="group_by_length" if train_cfg.group_by_length else "random",
         length_column_name="length",
-        bf16=use_gpu and torch.cuda.is_bf16_supported(),
-        use_cpu=not use_gpu,
         report_to="none",  # tracking is lakefine's callback: it survives server outages
         disable_tqdm=os.environ.get("CI") == "true",
-        dataloader_num_workers=0,
+        **device_arguments(config),
         # Our models return a mean loss; True would scale it by the world size under DDP
         # (train.num_processes > 1): doubled gradients on 2 processes. No effect on 1.
         average_tokens_across_devices=False,
         **extra,
     )
+
+
+def device_arguments(config: PipelineConfig) -> dict:
+    """The TrainingArguments that depend on the hardware. On CPU exactly what training
+    always used (no bf16, no dataloader workers: the batches are tiny and workers would
+    compete with torch for the cores). On a CUDA GPU: bf16 where the GPU supports it,
+    TF32 matmuls on Ampere or newer, dataloader workers that stay alive between epochs
+    (collating and padding off the training loop) with pinned memory, and
+    ``train.torch_compile`` if asked for."""
+    if not torch.cuda.is_available():
+        return {"bf16": False, "use_cpu": True, "dataloader_num_workers": 0}
+    # A few workers per GPU, leaving a core for the training loop itself.
+    per_gpu = max(1, torch.cuda.device_count())
+    workers = max(1, min(4, (os.cpu_count() or 2) // per_gpu - 1))
+    return {
+        "bf16": torch.cuda.is_bf16_supported(),
+        "tf32": torch.cuda.get_device_capability()[0] >= 8,  # Ampere (sm_80) and newer
+        "use_cpu": False,
+        "dataloader_num_workers": workers,
+        "dataloader_pin_memory": True,
+        "dataloader_persistent_workers": True,
+        "torch_compile": config.train.torch_compile,
+    }
 
 
 def run_trainer(trainer, resume_from: Path | None, default_sigterm) -> None:

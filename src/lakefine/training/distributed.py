@@ -32,7 +32,7 @@ from lakefine.core.errors import Preempted, TrainingError
 from lakefine.core.labels import LabelMap
 from lakefine.core.log import say
 from lakefine.training.callbacks import MirrorCheckpoints, MlflowMetrics, RankRecord
-from lakefine.training.common import FitResult, load_tokenizer, tokenize
+from lakefine.training.common import FitResult, encoding_for, load_tokenizer, model_inputs
 from lakefine.training.tasks import fit
 
 RESULT_FILE = "rank0-result.json"
@@ -75,10 +75,12 @@ def train_distributed(
 
     max_length = int(published.manifest["max_length"])
     if config.task != "seq2seq":
-        # Tokenize once here: every rank then reads the cached Arrow files instead of
-        # computing and writing the same cache files side by side.
+        # A dataset without ready ids is tokenized once here: every rank then reads the
+        # cached Arrow files instead of computing and writing the same cache files side
+        # by side. A dataset prepare tokenized in Spark needs nothing.
         tokenizer = load_tokenizer(published.manifest["model_dir"], max_length)
-        tokenize(published.load(), tokenizer, published, max_length)
+        data = published.load()
+        model_inputs(data, tokenizer, published, encoding_for(config, published, tokenizer, data))
 
     local = _is_local_master(spark)
     # Where the ranks leave their records and rank 0 its result for the driver: next to

@@ -3,7 +3,8 @@
 The input is the question with its prefix paired with the context with its prefix,
 truncating only the context (``truncation="only_second"``); targets are cut at
 ``seq2seq.max_target_length`` and their padding becomes -100 in the collator, so the
-loss ignores it. ``Seq2SeqTrainer`` evaluates with ``generate`` (beams and
+loss ignores it. ``prepare`` made these ids in Spark (``lakefine.core.tokenization``,
+the same encoding prediction's ``serving.text2text`` builds). ``Seq2SeqTrainer`` evaluates with ``generate`` (beams and
 ``no_repeat_ngram_size`` from config) and scores exact match and token F1 with the
 usual answer normalisation."""
 
@@ -28,15 +29,15 @@ from lakefine.core.log import say
 from lakefine.core.metrics import answer_scores
 from lakefine.evaluation.scoring import evaluate_splits
 from lakefine.serving.predictor import Predictor
-from lakefine.serving.text2text import decode, encoder_inputs
+from lakefine.serving.text2text import decode
 from lakefine.training.common import (
     FitResult,
-    cached_map,
+    encoding_for,
     extra_callbacks,
     load_pretrained,
     load_tokenizer,
+    model_inputs,
     run_trainer,
-    tokenizer_key,
     training_arguments,
 )
 
@@ -54,27 +55,15 @@ def fit_seq2seq(
     set_seed(config.train.seed)
     manifest = published.manifest
     max_length = int(manifest["max_length"])
-    target_length = int(manifest.get("target_max_length") or config.seq2seq.max_target_length)
     model_dir = manifest["model_dir"]
     settings = {"question_prefix": config.seq2seq.question_prefix, "context_prefix": config.seq2seq.context_prefix}
 
     stage = time.perf_counter()
     tokenizer = load_tokenizer(model_dir, max_length)
     data = published.load()
-    with_context = "text_pair" in data["train"].column_names
-
-    def encode(batch):
-        encoded = encoder_inputs(
-            tokenizer, batch["text"], batch["text_pair"] if with_context else None, settings, max_length
-        )
-        encoded["labels"] = tokenizer(
-            text_target=batch["target"], max_length=target_length, truncation=True, return_token_type_ids=False
-        )["input_ids"]
-        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
-
-    key = tokenizer_key(tokenizer, max_length, target_length, settings)
-    tokenized = cached_map(data, encode, published, key, ["text", "text_pair", "target", "split"])
+    encoding = encoding_for(config, published, tokenizer, data)
+    target_length = encoding.target_max_length
+    tokenized = model_inputs(data, tokenizer, published, encoding)  # the ids prepare made in Spark
     timings["tokenize"] = time.perf_counter() - stage
 
     model = load_pretrained(AutoModelForSeq2SeqLM, model_dir, "a seq2seq model (T5 or encoder-decoder)")
