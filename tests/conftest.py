@@ -13,6 +13,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# The local Spark Connect session of the Connect tests' child scripts, with the same
+# small-machine tuning as lakefine.prep.session.local_session. Static confs take effect
+# when the local server starts; setting them again on the session only warns.
+CONNECT_SESSION = r"""
+import warnings
+from pyspark.sql import SparkSession
+
+warnings.filterwarnings("ignore", message="Failed to set spark")
+jvm_opts = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+spark = (SparkSession.builder.remote("local[2]")
+         .config("spark.ui.enabled", "false")
+         .config("spark.ui.showConsoleProgress", "false")
+         .config("spark.sql.shuffle.partitions", "4")
+         .config("spark.default.parallelism", "4")
+         .config("spark.driver.extraJavaOptions", jvm_opts)
+         .config("spark.executor.extraJavaOptions", jvm_opts)
+         .getOrCreate())
+"""
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Each parallel worker gets a temp dir of its own: the default local-SSD scratch
     # (checkpoints, staging) lives under it, and two workers must never share one.

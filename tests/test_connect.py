@@ -13,7 +13,7 @@ import sys
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import RT_PATH
+from conftest import CONNECT_SESSION, RT_PATH
 from lakefine.core.config import config_from_dict
 from lakefine.core.dataset import PublishedDataset
 from lakefine.core.errors import DataError
@@ -24,9 +24,10 @@ from lakefine.prep.sources import read_source
 INPUT = "/Volumes/main/lakefine/raw/connect_input"
 BAD_WHERE = "verdikt = 'fresh'"
 
-CONNECT_SIDE = r"""
-import json, sys, warnings
-from pyspark.sql import SparkSession
+CONNECT_SIDE = (
+    CONNECT_SESSION
+    + r"""
+import json, sys
 from pyspark.sql import functions as F
 from lakefine.core.config import config_from_dict
 from lakefine.core.errors import DataError
@@ -35,19 +36,6 @@ from lakefine.prep.prepare import prepare
 from lakefine.core.session import session_kind
 from lakefine.prep.sources import read_source
 
-# Static confs take effect when the local server starts; setting them again on the
-# session only warns.
-warnings.filterwarnings("ignore", message="Failed to set spark")
-# The same small-machine tuning as lakefine.session.local_session.
-jvm_opts = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
-spark = (SparkSession.builder.remote("local[2]")
-         .config("spark.ui.enabled", "false")
-         .config("spark.ui.showConsoleProgress", "false")
-         .config("spark.sql.shuffle.partitions", "4")
-         .config("spark.default.parallelism", "4")
-         .config("spark.driver.extraJavaOptions", jvm_opts)
-         .config("spark.executor.extraJavaOptions", jvm_opts)
-         .getOrCreate())
 try:
     assert session_kind(spark) == "connect", type(spark)
     message = json.loads(sys.stdin.readline())  # sent once the input is written
@@ -66,6 +54,7 @@ try:
 finally:
     spark.stop()
 """
+)
 
 
 def raw_config(volume: str, handoff: str, working_dir) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from pyspark.sql import types as T
 
-from conftest import REPO, link_shared, with_smoke_dataset
+from conftest import CONNECT_SESSION, REPO, link_shared, with_smoke_dataset
 from lakefine import pipeline
 from lakefine.core.config import load_config
 from lakefine.core.dataset import PublishedDataset
@@ -330,22 +330,14 @@ def test_incremental_is_exactly_once_when_the_run_is_killed_after_a_batch_commit
     assert sorted(ids) == list(range(480))  # every input row exactly once, none twice
 
 
-CONNECT_SIDE = r"""
-import json, sys, warnings
-from pyspark.sql import SparkSession
+CONNECT_SIDE = (
+    CONNECT_SESSION
+    + r"""
+import json, sys
 from lakefine import pipeline
 from lakefine.core.config import load_config
 from lakefine.core.session import session_kind
 
-warnings.filterwarnings("ignore", message="Failed to set spark")
-jvm_opts = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
-spark = (SparkSession.builder.remote("local[2]")
-         .config("spark.ui.enabled", "false")
-         .config("spark.ui.showConsoleProgress", "false")
-         .config("spark.sql.shuffle.partitions", "4")
-         .config("spark.driver.extraJavaOptions", jvm_opts)
-         .config("spark.executor.extraJavaOptions", jvm_opts)
-         .getOrCreate())
 try:
     assert session_kind(spark) == "connect", type(spark)
     source, output = sys.argv[1], sys.argv[2]
@@ -356,6 +348,7 @@ try:
 finally:
     spark.stop()
 """
+)
 
 
 @pytest.mark.slow
