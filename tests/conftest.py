@@ -190,7 +190,26 @@ def smoke_prepared_by_cli(tmp_path_factory, shared_root):
     new CLI process does (imports, cache hits) share this one JVM start."""
     import json
 
-    root = tmp_path_factory.mktemp("cli-prepared")
+    from filelock import FileLock
+
+    # Under pytest-xdist each worker has its own session: the first worker to ask
+    # prepares, the others read its result (one JVM start instead of one per worker).
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else None
+    if shared is None:
+        return _prepare_smoke_by_cli(tmp_path_factory.mktemp("cli-prepared"), shared_root)
+    done = shared / "cli-prepared.json"
+    with FileLock(str(shared / "cli-prepared.lock")):
+        if not done.exists():
+            root, summary, loaded = _prepare_smoke_by_cli(shared / "cli-prepared", shared_root)
+            done.write_text(json.dumps([str(root), summary, sorted(loaded)]))
+    root, summary, loaded = json.loads(done.read_text())
+    return Path(root), summary, set(loaded)
+
+
+def _prepare_smoke_by_cli(root: Path, shared_root: Path):
+    import json
+
+    root.mkdir()
     link_shared(root, shared_root)
     probe = (
         "import contextlib, io, json, sys\n"

@@ -11,11 +11,14 @@ from lakefine import pipeline
 def test_minilm_learns_rotten_tomatoes(local_root, spark):
     config = make_config(
         name="rt_real",
+        # 5% test (533 reviews) is plenty to tell 10 points apart, and evaluating
+        # the full 10% twice (validation, test) cost as much as the training.
+        split={"train": 0.9, "validation": 0.05, "test": 0.05, "seed": 42},
         model={"name_or_path": "minilm"},
         train={
             "max_steps": 60,
-            "batch_size": 32,
-            "learning_rate": 1.0e-4,
+            "batch_size": 16,
+            "learning_rate": 2.0e-4,
             "warmup_ratio": 0.1,
             "logging_steps": 20,
             "seed": 42,
