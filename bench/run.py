@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -416,6 +417,29 @@ def scoring_checks(res: dict) -> list[dict]:
 
 
 ARROW_ROWS = 1000  # bench/workers.py ARROW_BATCH_ROWS
+MEMORY_ROWS = (10_000, 100_000)
+
+
+def scoring_memory_checks(res: dict) -> list[dict]:
+    small, large = (res.get(n) for n in MEMORY_ROWS)
+    if not _ok(small, large):
+        return []
+    ratio = large["peak_worker_rss_mb"] / small["peak_worker_rss_mb"]
+    return [
+        check(
+            "6 scoring",
+            f"peak Python-worker RSS, lakefine score of {MEMORY_ROWS[1]:,} vs {MEMORY_ROWS[0]:,} rows"
+            " (tiny model: the same worker, model cache and batching)",
+            f"{large['peak_worker_rss_mb']:.0f} MB",
+            f"{small['peak_worker_rss_mb']:.0f} MB",
+            f"{ratio:.2f}x",
+            "< 1.3x",
+            ratio < 1.3,
+            "a worker's memory grows with the rows it scores",
+            note=f"{large['python_workers']} and {small['python_workers']} Python worker processes observed;"
+            f" {large['rows_per_s']:.0f} and {small['rows_per_s']:.0f} rows/s",
+        )
+    ]
 
 
 def _ok(*results) -> bool:
@@ -477,12 +501,14 @@ def main(argv=None) -> int:
         "--only",
         nargs="*",
         default=None,
-        help="sections to run (handoff labels tokenization training end_to_end scoring)",
+        help="sections to run (handoff labels tokenization training end_to_end scoring scoring_memory)",
     )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     cfg = MODES[mode]
     sections = args.only or ["handoff", "labels", "tokenization", "training", "end_to_end", "scoring"]
+    if not args.only and mode == "full":
+        sections.append("scoring_memory")  # 100k rows: full mode only
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="lakefine-bench-"))
@@ -534,11 +560,25 @@ def main(argv=None) -> int:
                 "scoring_padding", {"rows": setup["rows"], "max_length": setup["max_length"]}, log_dir
             )
         rows += scoring_checks(raw["scoring"])
+    if "scoring_memory" in sections:
+        raw["scoring_memory"] = {}
+        for n in MEMORY_ROWS:
+            memory_root = Path(tempfile.mkdtemp(prefix="bench-scoring-memory-"))
+            setup = run_worker(
+                "scoring_setup", {"root": str(memory_root), "rows": n, "model": "tiny-random-bert"}, log_dir
+            )
+            if _ok(setup):
+                raw["scoring_memory"][n] = run_worker(
+                    "scoring", {"root": str(memory_root), "method": "lakefine"}, log_dir
+                )
+            shutil.rmtree(memory_root, ignore_errors=True)
+        rows += scoring_memory_checks(raw["scoring_memory"])
 
     measurements = {
         **{f"handoff {k}": v for k, v in raw.get("handoff", {}).items()},
-        **{k: v for k, v in raw.items() if k not in ("handoff", "scoring")},
+        **{k: v for k, v in raw.items() if k not in ("handoff", "scoring", "scoring_memory")},
         **{f"scoring {k}": v for k, v in raw.get("scoring", {}).items()},
+        **{f"scoring_memory {k}": v for k, v in raw.get("scoring_memory", {}).items()},
     }
     errors = {k: v["error"] for k, v in measurements.items() if "error" in v}
     total = time.perf_counter() - started

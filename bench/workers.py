@@ -644,13 +644,15 @@ def scoring_setup(params: dict) -> dict:
     from lakefine.serving.mlflow_model import MODEL_PIP_REQUIREMENTS
     from lakefine.tracking.client import default_tracking_uri
 
-    minilm = resolve_model("minilm")
+    # "minilm" for the throughput ratios; the memory comparison (10k vs 100k rows) uses
+    # the tiny model: the same worker, cache and batching code, 100k rows in minutes.
+    base = resolve_model(params.get("model", "minilm"), str(root))
     texts = rt_texts()
-    max_length, _ = data_card_max_length(minilm, texts)
-    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    max_length, _ = data_card_max_length(base, texts)
+    tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.model_max_length = max_length
     model = AutoModelForSequenceClassification.from_pretrained(
-        minilm, num_labels=2, id2label={0: "fresh", 1: "rotten"}, label2id={"fresh": 0, "rotten": 1}
+        base, num_labels=2, id2label={0: "fresh", 1: "rotten"}, label2id={"fresh": 0, "rotten": 1}
     )
     mlflow.set_tracking_uri(default_tracking_uri())
     mlflow.set_experiment("bench-scoring")
@@ -697,6 +699,7 @@ def scoring(params: dict) -> dict:
             "tracking": {"registered_model": SCORE_MODEL},
         }
     )
+    workers = WorkerPeaks().start()
     started = time.perf_counter()
     if method == "lakefine":
         from lakefine import pipeline
@@ -719,8 +722,45 @@ def scoring(params: dict) -> dict:
         scored = df.withColumn("prediction", _naive_udf(path)("text"))
     scored.write.format("noop").mode("overwrite").save()
     seconds = time.perf_counter() - started
+    peaks = workers.stop()
     spark.stop()
-    return {"method": method, "rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
+    return {
+        "method": method,
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        "python_workers": len(peaks),
+        "peak_worker_rss_mb": round(max(peaks.values(), default=0) / MB, 1),
+    }
+
+
+class WorkerPeaks:
+    """The peak RSS of each Python worker the JVM forks (pid -> bytes), sampled every
+    0.1 s: a worker that holds the model once stays flat however many rows it scores."""
+
+    def __init__(self):
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> WorkerPeaks:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.1):
+            for proc in me.children(recursive=True):
+                try:
+                    if proc.name().startswith("python") and "pyspark" in " ".join(proc.cmdline()):
+                        self.peaks[proc.pid] = max(self.peaks.get(proc.pid, 0), proc.memory_info().rss)
+                except psutil.Error:
+                    pass
+
+    def stop(self) -> dict[int, int]:
+        self._stop.set()
+        self._thread.join()
+        return self.peaks
 
 
 def _naive_udf(path: str):
