@@ -209,7 +209,7 @@ def smoke_prepared_by_cli(tmp_path_factory, shared_root):
 def _prepare_smoke_by_cli(root: Path, shared_root: Path):
     import json
 
-    root.mkdir()
+    root.mkdir(exist_ok=True)  # mktemp made it already when there is no xdist
     link_shared(root, shared_root)
     probe = (
         "import contextlib, io, json, sys\n"
