@@ -736,7 +736,9 @@ def scoring(params: dict) -> dict:
 
 class WorkerPeaks:
     """The peak RSS of each Python worker the JVM forks (pid -> bytes), sampled every
-    0.1 s: a worker that holds the model once stays flat however many rows it scores."""
+    0.1 s: a worker that holds the model once stays flat however many rows it scores.
+    Not ``PeakMemory``: that one reads each worker's PSS (smaps) every 20 ms, too much
+    work beside a timed throughput run."""
 
     def __init__(self):
         self.peaks: dict[int, int] = {}

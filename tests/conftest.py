@@ -192,11 +192,10 @@ def smoke_prepared_by_cli(tmp_path_factory, shared_root):
 
     from filelock import FileLock
 
-    # Under pytest-xdist each worker has its own session: the first worker to ask
-    # prepares, the others read its result (one JVM start instead of one per worker).
-    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else None
-    if shared is None:
-        return _prepare_smoke_by_cli(tmp_path_factory.mktemp("cli-prepared"), shared_root)
+    # Under pytest-xdist each worker has its own session (and base temp, inside the
+    # run's): the first worker to ask prepares, the others read its result.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     done = shared / "cli-prepared.json"
     with FileLock(str(shared / "cli-prepared.lock")):
         if not done.exists():
@@ -209,7 +208,7 @@ def smoke_prepared_by_cli(tmp_path_factory, shared_root):
 def _prepare_smoke_by_cli(root: Path, shared_root: Path):
     import json
 
-    root.mkdir(exist_ok=True)  # mktemp made it already when there is no xdist
+    root.mkdir()
     link_shared(root, shared_root)
     probe = (
         "import contextlib, io, json, sys\n"
