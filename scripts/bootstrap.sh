@@ -17,7 +17,18 @@ if ! command -v java >/dev/null 2>&1; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
 fi
 
+# Local Spark sessions map this archive of the classes a prepare loads (about 6 CPU
+# seconds less per JVM start); built once per environment, after the install.
+ARCHIVE="$VENV/lakefine-spark-classes.jsa"
+build_class_archive() {
+  echo "[lakefine] building the JVM class archive (once; log: $ROOT/.class-archive.log)"
+  OMP_NUM_THREADS=1 "$VENV/bin/python" "$ROOT/scripts/build_class_archive.py" >"$ROOT/.class-archive.log" 2>&1 \
+    && tail -1 "$ROOT/.class-archive.log" \
+    || echo "[lakefine] warning: no class archive (see $ROOT/.class-archive.log); Spark starts without it"
+}
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  [ -f "$ARCHIVE" ] || build_class_archive
   return 0 2>/dev/null || exit 0
 fi
 
@@ -34,3 +45,5 @@ python3 -m venv "$VENV"
 } >"$LOG" 2>&1 || { echo "[lakefine] install failed; last lines of $LOG:"; tail -30 "$LOG"; exit 1; }
 echo "$want" >"$STAMP"
 echo "[lakefine] environment ready in $(( $(date +%s) - start )) s"
+rm -f "$ARCHIVE"  # recorded against the old jars
+build_class_archive

@@ -9,8 +9,8 @@ cd "$ROOT"
 # One torch thread: two threads collapse under contention on 2 shared cores.
 export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 # Seconds, and a failure here is quicker to read than a test log.
-.venv/bin/ruff format --check --quiet src tests bench pipelines notebooks
-.venv/bin/ruff check --quiet src tests bench pipelines notebooks
+.venv/bin/ruff format --check --quiet src tests bench pipelines notebooks scripts
+.venv/bin/ruff check --quiet src tests bench pipelines notebooks scripts
 echo "[lakefine] load average before the tests: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Two workers (pytest-xdist), each taking whole files (module fixtures are built once):
 # the suite is CPU-bound, but its subprocesses and servers also wait, and two workers

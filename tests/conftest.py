@@ -21,9 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 CONNECT_SESSION = r"""
 import warnings
 from pyspark.sql import SparkSession
+from lakefine.prep.session import local_java_options
 
 warnings.filterwarnings("ignore", message="Failed to set spark")
-jvm_opts = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+jvm_opts = local_java_options()
 spark = (SparkSession.builder.remote("local[2]")
          .config("spark.ui.enabled", "false")
          .config("spark.ui.showConsoleProgress", "false")
