@@ -65,6 +65,9 @@ def test_run_tracks_registers_and_reports(smoke_run, smoke_root):
     run = mlflow.get_run(trained["run_id"])
     assert run.data.params["lakefine.source.label_column"] == "category"
     assert run.data.params["data.key"] == prepared["key"]
+    # what training really ran with, read off the loaded model (not from the config)
+    assert run.data.params["train.attn_implementation"] in {"eager", "sdpa"}
+    assert (run.data.params["train.weights_dtype"], run.data.params["train.device"]) == ("float32", "cpu")
     assert "test_accuracy" in run.data.metrics and "eval_loss" in run.data.metrics
     history = mlflow.tracking.MlflowClient().get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [5, 10]  # per-step logging (logging_steps=5, max_steps=10)

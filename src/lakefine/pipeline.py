@@ -168,6 +168,7 @@ def _train_attempt(config, published, attempt, experiment_id, run_id, resume_fro
             mlflow.end_run(status="KILLED")
             raise
         tracking_client.with_retry("log the final metrics", mlflow.log_metrics, result.metrics)
+        tracking_client.with_retry("log what training ran with", mlflow.log_params, result.runtime)
         if config.train.num_processes <= 1:  # distributed: rank 0 has saved it, once
             result.model.save_pretrained(staging)
             result.tokenizer.save_pretrained(staging)

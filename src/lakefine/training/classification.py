@@ -35,6 +35,7 @@ from lakefine.training.common import (
     load_tokenizer,
     model_inputs,
     run_trainer,
+    runtime_params,
     training_arguments,
 )
 
@@ -197,4 +198,5 @@ def fit_classification(
         timings,
         settings=settings,
         evaluations=evaluations,
+        runtime=runtime_params(trainer.model),
     )

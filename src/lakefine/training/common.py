@@ -36,6 +36,18 @@ class FitResult:
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)  # fitted on validation, saved with the model (thresholds, T)
     evaluations: dict = field(default_factory=dict)  # split -> lakefine.evaluation.scoring.Evaluation
+    runtime: dict = field(default_factory=dict)  # what the model ran with (runtime_params), for the run
+
+
+def runtime_params(model) -> dict:
+    """The run's params of what training really used, known only once the model is
+    loaded: the attention kernel transformers picked (eager, sdpa, flash_attention_2),
+    the weights' dtype (bf16 autocast leaves them float32) and the device type."""
+    return {
+        "train.attn_implementation": getattr(model.config, "_attn_implementation", None) or "eager",
+        "train.weights_dtype": str(model.dtype).removeprefix("torch."),
+        "train.device": model.device.type,
+    }
 
 
 def load_pretrained(auto_class, model_dir: str, what: str, **kwargs):

@@ -140,6 +140,7 @@ def train_distributed(
         record["test_predictions"],
         timings,
         settings=record.get("settings", {}),  # fitted on validation by rank 0 (thresholds, temperature)
+        runtime=record.get("runtime", {}),  # rank 0's device, not this driver's
     )
 
 
@@ -188,6 +189,7 @@ def run_rank(
                 test_predictions=result.test_predictions,
                 timings=result.timings,
                 settings=result.settings,
+                runtime=result.runtime,
                 model_dir=model_dir,
             )
     if rank == 0:

@@ -38,6 +38,7 @@ from lakefine.training.common import (
     load_tokenizer,
     model_inputs,
     run_trainer,
+    runtime_params,
     training_arguments,
 )
 
@@ -130,4 +131,5 @@ def fit_seq2seq(
         test_predictions,
         timings,
         evaluations=evaluations,
+        runtime=runtime_params(trainer.model),
     )
