@@ -118,9 +118,8 @@ def handoff_checks(results: dict, sizes: list[int]) -> list[dict]:
             d = lf.get("diagnosis", {})
             reason = (
                 f"of lakefine's {lf['seconds']:.1f}s, {d['order_shuffle_sort_s']:.1f}s is the range partition +"
-                f" sort by (split, row_hash) (one shuffle: the stable row order and zero-copy splits) and"
-                f" {min(r['cache_key_s'] for r in lf['runs']):.1f}s the content-digest pass (the cache key);"
-                " plain from_spark has neither"
+                " sort by (split, row_hash) (one shuffle: the stable row order and zero-copy splits);"
+                " plain from_spark has none"
                 if d
                 else ""
             )
@@ -143,8 +142,7 @@ def handoff_checks(results: dict, sizes: list[int]) -> list[dict]:
             d = lf.get("diagnosis", {})
             reason = (
                 f"the floor only writes ({floor['seconds']:.1f}s); lakefine adds the range partition + sort"
-                f" {d['order_shuffle_sort_s']:.1f}s, the content digest"
-                f" {min(r['cache_key_s'] for r in lf['runs']):.1f}s and Parquet->Arrow in the driver"
+                f" {d['order_shuffle_sort_s']:.1f}s and Parquet->Arrow in the driver"
                 f" {d['parquet_to_arrow_in_driver_s']:.1f}s (total {lf['seconds']:.1f}s)"
                 if d
                 else ""

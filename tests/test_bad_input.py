@@ -165,7 +165,7 @@ def cleaned_counts(root, spark, config, df=None):
         patch.setenv("LAKEFINE_LOCAL_ROOT", str(root))
         raw = df if df is not None else read_source(spark, config.source, config.runtime)
         rows, _ = usable_rows(config, raw, usable_model_dir(config))
-        input_rows, usable, by_reason, _ = count_rows(config, rows)
+        input_rows, usable, by_reason, *_ = count_rows(config, rows)
     return input_rows, usable, by_reason
 
 

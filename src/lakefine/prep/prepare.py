@@ -204,7 +204,7 @@ def _prepare_rows(
     version: str | None = None,
 ) -> PrepareResult:
     with timed(timings, "discover_labels"):
-        input_rows, usable_counts, by_reason, flags = count_rows(config, rows)
+        input_rows, usable_counts, by_reason, flags, row_hashes = count_rows(config, rows)
         gate = diagnose.check_quarantine(config, rows, input_rows, by_reason)  # before the label policy's reasons
         labelled = apply_label_policy(config, rows, usable_counts, by_reason)  # adds its reasons
         labelled = dataclasses.replace(labelled, cleaning={**cleaning, **flags, "quarantine_gate": gate})
@@ -218,7 +218,7 @@ def _prepare_rows(
         key = cache_key(
             {
                 **dataset_settings(config, model_dir),
-                "data": _content_digest(labelled.used),
+                "data": _content_digest(config, labelled, row_hashes),
                 "label_map": labelled.label_map.fingerprint if labelled.label_map else None,
             }
         )
@@ -276,25 +276,34 @@ def _prepare_rows(
 # ---------------------------------------------------------------- counts and policy
 
 
-def count_rows(config: PipelineConfig, rows: DataFrame) -> tuple[int, dict, dict, dict]:
-    """One groupBy gives the label discovery, the per-split counts, the reasons and the
-    cleaning flags: input rows, ``{label: {split: rows}}`` of usable rows,
-    ``{reason: rows}``, ``{"cut_texts": n, "repaired_rows": n, "mojibake_kept_rows": n}``."""
+def count_rows(config: PipelineConfig, rows: DataFrame) -> tuple[int, dict, dict, dict, dict]:
+    """One groupBy gives the label discovery, the per-split counts, the reasons, the
+    cleaning flags and the content digest's row hashes: input rows, ``{label: {split:
+    rows}}`` of usable rows, ``{reason: rows}``, ``{"cut_texts": n, "repaired_rows": n,
+    "mojibake_kept_rows": n}``, ``{label: sum of the usable rows' hashes}``."""
     flags = [name for name in FLAGS if name in rows.columns]
+    hashed = [c for c in DIGEST_COLUMNS if c in rows.columns]
+    row_hash = F.when(F.col("reason").isNull(), F.xxhash64(*hashed).cast("decimal(38,0)"))
     grouped = (
         rows.groupBy("reason", "label", "split")
-        .agg(F.count("*").alias("count"), *[F.sum(F.col(name).cast("long")).alias(name) for name in flags])
+        .agg(
+            F.count("*").alias("count"),
+            F.sum(row_hash).alias("hash_sum"),
+            *[F.sum(F.col(name).cast("long")).alias(name) for name in flags],
+        )
         .collect()
     )
     names = {"_cut": "cut_texts", "_repaired": "repaired_rows", "_mojibake_kept": "mojibake_kept_rows"}
     flag_counts = {names[name]: sum(int(row[name] or 0) for row in grouped) for name in flags}
     by_reason: dict[str, int] = {}
     usable_counts: dict[str, dict[str, int]] = {}
+    row_hashes: dict[str, int] = {}
     for row in grouped:
         if row["reason"]:
             by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["count"]
         else:
             usable_counts.setdefault(row["label"], {})[row["split"]] = row["count"]
+            row_hashes[row["label"]] = row_hashes.get(row["label"], 0) + int(row["hash_sum"])
     if not grouped:
         where = f" after source.where {config.source.where!r}" if config.source.where else ""
         raise DataError(
@@ -309,7 +318,7 @@ def count_rows(config: PipelineConfig, rows: DataFrame) -> tuple[int, dict, dict
             f" classes: {shown}. Set labels.case: normalize to merge them, or fix the values in"
             f" column {config.source.label_column!r}"
         )
-    return sum(row["count"] for row in grouped), usable_counts, by_reason, flag_counts
+    return sum(row["count"] for row in grouped), usable_counts, by_reason, flag_counts, row_hashes
 
 
 def apply_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: dict, by_reason: dict) -> Labelled:
@@ -382,14 +391,18 @@ def _multi_label_policy(config: PipelineConfig, rows: DataFrame, usable_counts: 
 # ---------------------------------------------------------------- the dataset key
 
 
-def _content_digest(df: DataFrame) -> list:
-    """Row count plus an order-independent sum of row hashes: changes when any row does."""
-    columns = [c for c in ("text", "text_pair", "label", "label_id", "split") if c in df.columns]
-    row = df.agg(
-        F.count("*").alias("rows"),
-        F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("hash_sum"),
-    ).first()
-    return [int(row["rows"]), str(row["hash_sum"])]
+# What a row's hash covers. Not label_id: the label map decides it, and its fingerprint
+# is in the key too.
+DIGEST_COLUMNS = ("text", "text_pair", "label", "split")
+
+
+def _content_digest(config: PipelineConfig, labelled: Labelled, row_hashes: dict[str, int]) -> list:
+    """Row count plus an order-independent sum of row hashes of the rows to publish:
+    changes when any row does. From the counting pass's sums per label (no Spark job of
+    its own), less the labels the policy quarantined (single-label: the rare ones)."""
+    if config.task in ("classification", "pair_classification"):
+        row_hashes = {label: h for label, h in row_hashes.items() if label in labelled.label_map.label2id}
+    return [sum(labelled.split_rows.values()), str(sum(row_hashes.values()))]
 
 
 def _source_key(config: PipelineConfig, session, model_dir: str) -> tuple[str | None, str | None]:
