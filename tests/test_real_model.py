@@ -11,9 +11,10 @@ from lakefine import pipeline
 def test_minilm_learns_rotten_tomatoes(local_root, spark):
     config = make_config(
         name="rt_real",
-        # 5% splits (616 validation, 656 test reviews) tell 10 points apart and halve
-        # the two evaluations of the default 10%.
-        split={"train": 0.9, "validation": 0.05, "test": 0.05, "seed": 42},
+        # 3% splits (388 test reviews: 0.744 vs majority 0.600, 2026-12-02) still tell 10
+        # points apart; evaluating them costs 13 s instead of the 20 s of 5% splits. 40
+        # steps are too few (0.665 at lr 3e-4).
+        split={"train": 0.94, "validation": 0.03, "test": 0.03, "seed": 42},
         model={"name_or_path": "minilm"},
         train={
             "max_steps": 60,
