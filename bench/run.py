@@ -34,6 +34,7 @@ MODES = {
         "train_steps": {"lakefine": 8, "dynamic_random": 8, "pad_128": 3, "pad_512": 1},
         "e2e_overrides": ["train.max_steps=50"],
         "score_rows": 10_000,
+        "prepare_rows": [100_000, 1_000_000],
     },
     "full": {
         "sizes": [100_000, 1_000_000],
@@ -43,6 +44,7 @@ MODES = {
         "train_steps": {"lakefine": 40, "dynamic_random": 40, "pad_128": 10, "pad_512": 3},
         "e2e_overrides": [],
         "score_rows": 50_000,
+        "prepare_rows": [1_000_000, 10_000_000],  # 10M: ~3 GB of source and dataset on disk, removed after
     },
 }
 HANDOFF_METHODS = ["lakefine_from_spark", "lakefine_parquet", "plain_from_spark", "pandas", "spark_parquet"]
@@ -440,6 +442,47 @@ def scoring_memory_checks(res: dict) -> list[dict]:
     ]
 
 
+def prepare_scaling_checks(res: dict) -> list[dict]:
+    """Whole-prepare scaling: seconds per million rows and memory growth, large vs small."""
+    sizes = sorted(int(n) for n in res)
+    if len(sizes) < 2 or not _ok(*(res[n] for n in sizes)):
+        return []
+    small, large = res[sizes[0]], res[sizes[-1]]
+    label = f"{size_name(sizes[-1])} vs {size_name(sizes[0])}"
+    stages = ", ".join(
+        f"{k} {v:.1f}s" for k, v in large["timings"].items() if k not in ("prepare_total", "spark_start")
+    )
+    per_m = large["seconds_per_million_rows"] / small["seconds_per_million_rows"]
+    rows = [
+        check(
+            "8 prepare",
+            f"seconds per million rows, {label} (where the time goes at {size_name(sizes[-1])}: {stages})",
+            f"{large['seconds_per_million_rows']:.1f}s",
+            f"{small['seconds_per_million_rows']:.1f}s",
+            f"{per_m:.2f}x",
+            "<= 1.15x",
+            per_m <= 1.15,
+            "the larger run spends more per row: see the stage times",
+        )
+    ]
+    for process in ("driver", "jvm"):
+        grown = [r["memory"]["peak_growth_mb"][process] for r in (large, small)]
+        ratio = grown[0] / max(grown[1], 1.0)
+        rows.append(
+            check(
+                "8 prepare",
+                f"{process} memory growth during prepare, {label}",
+                f"{grown[0]:.0f} MB",
+                f"{grown[1]:.0f} MB",
+                f"{ratio:.2f}x",
+                "< 1.3x",
+                ratio < 1.3,
+                f"the {process} holds more at {size_name(sizes[-1])} rows",
+            )
+        )
+    return rows
+
+
 def _ok(*results) -> bool:
     return all(r is not None and "error" not in r for r in results)
 
@@ -499,12 +542,21 @@ def main(argv=None) -> int:
         "--only",
         nargs="*",
         default=None,
-        help="sections to run (handoff labels tokenization training end_to_end scoring scoring_memory)",
+        help="sections to run (handoff labels tokenization training end_to_end prepare_scaling scoring scoring_memory)",
     )
+    parser.add_argument("--prepare-rows", type=int, nargs="*", help="sizes for prepare_scaling (default by mode)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     cfg = MODES[mode]
-    sections = args.only or ["handoff", "labels", "tokenization", "training", "end_to_end", "scoring"]
+    sections = args.only or [
+        "handoff",
+        "labels",
+        "tokenization",
+        "training",
+        "end_to_end",
+        "prepare_scaling",
+        "scoring",
+    ]
     if not args.only and mode == "full":
         sections.append("scoring_memory")  # 100k rows: full mode only
     out = Path(args.out)
@@ -545,6 +597,11 @@ def main(argv=None) -> int:
     if "end_to_end" in sections:
         raw["end_to_end"] = run_worker("end_to_end", {"overrides": cfg["e2e_overrides"]}, log_dir)
         rows += e2e_checks(raw["end_to_end"])
+    if "prepare_scaling" in sections:
+        raw["prepare_scaling"] = {
+            n: run_worker("prepare_scaling", {"rows": n}, log_dir) for n in (args.prepare_rows or cfg["prepare_rows"])
+        }
+        rows += prepare_scaling_checks(raw["prepare_scaling"])
     if "scoring" in sections:
         score_root = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
         setup = run_worker(
@@ -574,9 +631,10 @@ def main(argv=None) -> int:
 
     measurements = {
         **{f"handoff {k}": v for k, v in raw.get("handoff", {}).items()},
-        **{k: v for k, v in raw.items() if k not in ("handoff", "scoring", "scoring_memory")},
+        **{k: v for k, v in raw.items() if k not in ("handoff", "scoring", "scoring_memory", "prepare_scaling")},
         **{f"scoring {k}": v for k, v in raw.get("scoring", {}).items()},
         **{f"scoring_memory {k}": v for k, v in raw.get("scoring_memory", {}).items()},
+        **{f"prepare_scaling {k}": v for k, v in raw.get("prepare_scaling", {}).items()},
     }
     errors = {k: v["error"] for k, v in measurements.items() if "error" in v}
     total = time.perf_counter() - started

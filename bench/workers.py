@@ -625,6 +625,74 @@ def end_to_end(params: dict) -> dict:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def prepare_scaling(params: dict) -> dict:
+    """``prepare`` itself on ``rows`` rows of realistic text: the bundled Rotten Tomatoes
+    reviews recombined two by two with a unique suffix (so no row is a duplicate),
+    written once as Parquet in an isolated local root, then prepared with the smoke
+    pipeline's settings (tiny model, MiniLM's tokenizer). The source is written in the
+    same JVM first (its time is reported apart); memory is the peak growth over prepare."""
+    from pyspark.sql import functions as F
+
+    from lakefine.core import assets
+    from lakefine.core.config import load_config
+
+    rows = int(params["rows"])
+    root = Path(tempfile.mkdtemp(prefix="bench-prepare-"))
+    os.environ["LAKEFINE_LOCAL_ROOT"] = str(root)
+    try:
+        started = time.perf_counter()
+        from lakefine.prep.prepare import prepare
+        from lakefine.prep.session import local_session
+
+        spark = local_session("local[2]")
+        start_s = time.perf_counter() - started
+        package, inner, _ = assets.DATASETS["rotten_tomatoes"]
+        reviews = pd.read_csv(assets.package_dir(package) / inner)[["text", "category"]].dropna()
+        reviews = reviews[reviews["category"].isin(["fresh", "rotten"])].reset_index(drop=True)
+        n = len(reviews)
+        base = spark.createDataFrame(reviews.assign(i=range(n)))
+        first, second = base.alias("a"), base.select(F.col("i").alias("j"), F.col("text").alias("text2"))
+        generated = (
+            spark.range(rows)
+            .withColumn("i", F.col("id") % n)
+            .withColumn("j", (F.col("id") * 7919 + 13) % n)
+            .join(F.broadcast(first), "i")
+            .join(F.broadcast(second), "j")
+            .select(F.concat_ws(" ", "text", "text2", F.concat(F.lit("#"), F.col("id"))).alias("text"), "category")
+        )
+        source = f"/Volumes/main/lakefine/raw/scale/rows-{rows}.parquet"
+        t0 = time.perf_counter()
+        generated.write.parquet(str(root / source.lstrip("/")))
+        generate_s = time.perf_counter() - t0
+        source_mb = sum(f.stat().st_size for f in (root / source.lstrip("/")).glob("*.parquet")) / MB
+        config = load_config(REPO / "pipelines/smoke.yaml", [f"source.path={source}", "name=scale"])
+        gc.collect()
+        spark._jvm.System.gc()
+        time.sleep(1.0)
+        memory = PeakMemory(interval=0.05).start()
+        t0 = time.perf_counter()
+        result = prepare(config, spark)
+        seconds = time.perf_counter() - t0
+        mem = memory.stop()
+        dataset_mb = sum(f.stat().st_size for f in result.dataset.path.rglob("*") if f.is_file()) / MB
+        assert result.counts["input"] == rows, result.counts
+        return {
+            "rows": rows,
+            "seconds": seconds,
+            "seconds_per_million_rows": seconds / rows * 1e6,
+            "spark_start_s": start_s,
+            "generate_source_s": generate_s,
+            "source_mb": round(source_mb, 1),
+            "dataset_mb": round(dataset_mb, 1),
+            "timings": result.timings,
+            "counts": result.counts,
+            "max_length": result.dataset.manifest["max_length"],
+            "memory": mem,
+        }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------- scoring
 
 SCORE_MODEL = "bench_scoring"
@@ -817,6 +885,7 @@ SECTIONS = {
     "tokenization": tokenization,
     "training": training,
     "end_to_end": end_to_end,
+    "prepare_scaling": prepare_scaling,
     "scoring_setup": scoring_setup,
     "scoring": scoring,
     "scoring_padding": scoring_padding,
