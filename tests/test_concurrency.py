@@ -67,14 +67,13 @@ def test_a_stalled_training_keeps_its_lock_and_its_dataset_and_a_dead_one_is_rep
         first.send_signal(signal.SIGKILL)
         first.wait()
 
-    third = start_cli(root, *train)
-    out, err = third.communicate(timeout=600)
-    assert third.returncode == 0, err[-3000:]
-    assert "died before it could be resumed: marked KILLED" in err
+    third = run_cli(root, *train)  # in this process: the killed holder was another one
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "died before it could be resumed: marked KILLED" in third.stderr
     client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("lakefine-smoke").experiment_id])
     statuses = {run.info.run_id: run.info.status for run in runs}
-    finished = json.loads(out)["run_id"]
+    finished = json.loads(third.stdout)["run_id"]
     assert statuses.pop(finished) == "FINISHED"
     models = root / "Volumes/main/lakefine/prep/models/smoke"
     assert [p.name for p in models.iterdir()] == [finished]  # renamed from staging; none for the killed run

@@ -215,19 +215,16 @@ def test_train_refuses_a_dataset_prepared_with_other_settings(local_root, spark)
     assert tags["lakefine.config_mismatch"] == "split.seed: dataset 42, config 7"
 
 
+# A misspelled column (a JVM start) and a directory that is not a model are in
+# tests/test_bad_input.py's subprocess cases (the sweep's missing_column, cli predict).
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (
-            ["run", SMOKE, "source.label_column=categroy"],
-            "column 'categroy' is not in the source. Did you mean 'category'?",
-        ),
         (["run", SMOKE, "train.epocs=2"], "did you mean 'train.epochs'"),
         (
             ["prepare", SMOKE, "source.path=/Volumes/main/lakefine/raw/nope.csv"],
             "nothing at /Volumes/main/lakefine/raw/nope.csv",
         ),
-        (["predict", "/tmp", "x"], "not a model directory"),
     ],
 )
 def test_bad_input_is_one_clear_message_without_traceback(local_root, args, expected):
