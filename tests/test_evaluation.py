@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO, link_shared, make_config, with_smoke_dataset
+from conftest import REPO, link_shared, make_config, run_cli, with_smoke_dataset
 from lakefine.core.calibration import fit_temperature, negative_log_likelihood, tune_thresholds
 from lakefine.core.config import EvaluateConfig, load_config
 from lakefine.core.errors import ConfigError, DataError
@@ -419,22 +417,16 @@ def test_a_model_whose_label_map_differs_from_the_dataset_is_refused_naming_both
     assert "model labels ['negative', 'positive'], dataset labels ['fresh', 'rotten']" in message
 
 
-def cli_env(root: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DATABRICKS_"))}
-    return {**env, "LAKEFINE_LOCAL_ROOT": str(root), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
 @pytest.mark.slow
-def test_the_cli_and_the_bundle_task_report_trainings_numbers(registry):
+def test_the_cli_and_the_bundle_task_report_trainings_numbers(registry, monkeypatch, capsys):
+    """Both in this process (the numbers are the point, not what a shell sees): the
+    CLI's main and the bundle task's step through the jobs' own runner."""
+    import runpy
+
+    from lakefine.ops.jobs import run_job
+
     trained = registry.trained.metrics
-    out = subprocess.run(
-        [sys.executable, "-m", "lakefine.cli", "evaluate", SMOKE, "evaluate.mode=disabled", "--json"],
-        cwd=REPO,
-        env=cli_env(registry.root),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = run_cli(registry.root, "evaluate", SMOKE, "evaluate.mode=disabled", "--json")
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
     assert summary["model_uri"] == "models:/smoke_classifier@challenger" and summary["version"] == registry.strong
@@ -443,16 +435,13 @@ def test_the_cli_and_the_bundle_task_report_trainings_numbers(registry):
         assert summary["metrics"][name] == pytest.approx(trained[f"test_{name}"], abs=1e-12)
     assert "Test metrics of models:/smoke_classifier@challenger" in out.stderr and "Traceback" not in out.stderr
 
-    job = subprocess.run(
-        [sys.executable, "pipelines/jobs/evaluate.py", "--pipeline", SMOKE, "evaluate.mode=disabled"],
-        cwd=REPO,
-        env=cli_env(registry.root),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert job.returncode == 0, job.stderr[-3000:]
-    from_job = json.loads(job.stdout[job.stdout.index("{") :])
+    step = runpy.run_path(str(REPO / "pipelines/jobs/evaluate.py"))["step"]  # not as __main__
+    monkeypatch.setenv("LAKEFINE_LOCAL_ROOT", str(registry.root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    capsys.readouterr()
+    assert run_job(step, ["--pipeline", SMOKE, "evaluate.mode=disabled"]) == 0
+    printed = capsys.readouterr().out
+    from_job = json.loads(printed[printed.index("{") :])
     assert from_job["metrics"] == summary["metrics"]
 
 
