@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, link_shared
+from conftest import REPO, link_shared, run_cli
 from lakefine.core.dataset import (
     FORMAT_VERSION,
     MANIFEST,
@@ -184,18 +184,12 @@ def test_sigkill_never_leaves_a_partial_dataset(root, seed, when):
 
 
 @pytest.mark.slow
-def test_a_rerun_after_the_kills_completes_and_publishes(root):
+def test_a_rerun_after_the_kills_completes_and_publishes(root, spark):
+    """The rerun is an ordinary prepare on the same volume: in this process, on the
+    session's Spark (the killed ones were processes of their own)."""
     datasets = root / DATASETS
     before = latest_published(datasets)
-    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "lakefine.cli", "prepare", SMOKE, f"runtime.working_dir={root / 'scratch'}", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    result = run_cli(root, "prepare", SMOKE, f"runtime.working_dir={root / 'scratch'}", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["cache_hit"] is False
