@@ -80,3 +80,17 @@ def test_paths_outside_a_volume_are_refused(spark, local_root, path, message):
     config = make_config(source=source(path=path))
     with pytest.raises(ConfigError, match=message):
         read_source(spark, config.source, config.runtime)
+
+
+def test_local_sessions_map_the_class_archive_only_when_it_is_there(spark, tmp_path):
+    """The JVM options of a local driver name the class archive once it exists (a
+    missing one is left out, never passed for the JVM to warn about); the session this
+    run started got the archive the environment has."""
+    from lakefine.prep.session import CLASS_ARCHIVE, local_java_options
+
+    archive = tmp_path / "classes.jsa"
+    assert "SharedArchiveFile" not in local_java_options(archive)
+    archive.write_bytes(b"x")
+    assert local_java_options(archive).endswith(f"-XX:SharedArchiveFile={archive}")
+    started_with = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions")
+    assert ("-XX:SharedArchiveFile" in started_with) == CLASS_ARCHIVE.is_file()
