@@ -114,7 +114,7 @@ def measure(model_name: str, padding: str, device: str, steps: int, batch_size: 
     pad = {"padding": "max_length"} if padding == "max_length" else {}
     encoded = tokenizer(texts, truncation=True, max_length=MAX_LENGTH, **pad)
     data = Dataset.from_dict({**encoded, "labels": [i % 2 for i in range(len(texts))]})
-    real_tokens = sum(len(tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"]) for t in texts)
+    real_tokens = sum(map(sum, encoded["attention_mask"]))  # pads have mask 0 in either padding
     config = load_config(REPO / "pipelines/rotten_tomatoes.yaml")
     arguments = device_arguments(config) if device == "cuda" else {"use_cpu": True, "dataloader_num_workers": 0}
     model = load_model(model_name, tokenizer, minilm)
@@ -124,7 +124,7 @@ def measure(model_name: str, padding: str, device: str, steps: int, batch_size: 
     trainer = Trainer(
         model=model,
         args=TrainingArguments(
-            output_dir=str(Path(REPO / ".lakefine" / "gpu-bench")),
+            output_dir=str(REPO / ".lakefine" / "gpu-bench"),
             max_steps=steps,
             per_device_train_batch_size=batch_size,
             learning_rate=5e-5,
