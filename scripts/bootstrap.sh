@@ -24,11 +24,12 @@ build_class_archive() {
   echo "[lakefine] building the JVM class archive (once; log: $ROOT/.class-archive.log)"
   OMP_NUM_THREADS=1 "$VENV/bin/python" "$ROOT/scripts/build_class_archive.py" >"$ROOT/.class-archive.log" 2>&1 \
     && tail -1 "$ROOT/.class-archive.log" \
-    || echo "[lakefine] warning: no class archive (see $ROOT/.class-archive.log); Spark starts without it"
+    || { echo "[lakefine] warning: no class archive (see $ROOT/.class-archive.log); Spark starts without it"
+         touch "$ARCHIVE.failed"; }  # not retried on every run: a new install tries again
 }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
-  [ -f "$ARCHIVE" ] || build_class_archive
+  [ -f "$ARCHIVE" ] || [ -f "$ARCHIVE.failed" ] || build_class_archive
   return 0 2>/dev/null || exit 0
 fi
 
@@ -45,5 +46,5 @@ python3 -m venv "$VENV"
 } >"$LOG" 2>&1 || { echo "[lakefine] install failed; last lines of $LOG:"; tail -30 "$LOG"; exit 1; }
 echo "$want" >"$STAMP"
 echo "[lakefine] environment ready in $(( $(date +%s) - start )) s"
-rm -f "$ARCHIVE"  # recorded against the old jars
+rm -f "$ARCHIVE" "$ARCHIVE.failed"  # recorded against the old jars
 build_class_archive
