@@ -192,3 +192,37 @@ def test_same_data_in_a_new_process_is_a_cache_hit_without_a_write(smoke_prepare
     assert first["cache_hit"] is False and second["cache_hit"] is True
     assert second["dataset"] == first["dataset"]
     assert json.loads(manifest.read_text())["published_at"] == published_at
+
+
+def test_python_workers_fork_from_the_daemon_that_preloaded_the_stage_modules(spark):
+    """Each forked worker starts with pandas, datasets and the stage modules loaded (the
+    function below is pickled by value and imports nothing itself)."""
+
+    @F.udf("string")
+    def worker_state(_):
+        import sys
+
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+            parent = handle.read().replace(b"\0", b" ").decode()
+        return f"{parent}|{'datasets' in sys.modules}|{'lakefine.prep.tokenize' in sys.modules}"
+
+    parent, has_datasets, has_stages = spark.range(1).select(worker_state("id")).first()[0].split("|")
+    assert "lakefine.prep.worker_daemon" in parent
+    assert (has_datasets, has_stages) == ("True", "True")
+
+
+def test_the_shards_are_renamed_by_the_driver_not_by_a_spark_job(spark, tmp_path):
+    """Upstream renames the shards in a Spark job of its own (a second Python worker
+    pool); here the driver does, and the names are upstream's."""
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup())
+    published = publish(rows_frame(spark, 2000), tmp_path / "volume", "k")
+    stage_names = [
+        tracker.getStageInfo(stage).name
+        for job in set(tracker.getJobIdsForGroup()) - before
+        for stage in tracker.getJobInfo(job).stageIds
+        if tracker.getStageInfo(stage) is not None
+    ]
+    assert stage_names and not [name for name in stage_names if "packaged_modules/spark" in name]
+    names = sorted(Path(f).name for f in published.manifest["files"])
+    assert names == [f"publish-train-{i:05d}-of-00004.arrow" for i in range(4)]

@@ -152,7 +152,9 @@ def _write_from_spark(df, staging: Path, features, working_dir: Path) -> list[st
 def _make_builder_class():
     # Lazy: datasets' Spark builder module is slow to import and only this path needs it.
     from datasets.arrow_writer import ArrowWriter, ParquetWriter
+    from datasets.config import MAX_SHARD_SIZE
     from datasets.packaged_modules.spark.spark import Spark
+    from datasets.utils.py_utils import convert_file_size_to_int
 
     class StagedSparkBuilder(Spark):
         """``datasets``' Spark builder with working_dir staging that works."""
@@ -160,6 +162,34 @@ def _make_builder_class():
         def _repartition_df_if_needed(self, max_shard_size):
             # Keep our range partitioning: a round-robin repartition would break the order.
             return None
+
+        def _prepare_split(self, split_generator, file_format="arrow", max_shard_size=None, num_proc=None, **kwargs):
+            """Upstream's, with the shards renamed by the driver: upstream renames them in a
+            Spark job of its own, which starts a second Python worker pool (measured: 3.3 s
+            of a 21 s prepare on 2 cores) to rename a handful of files the driver sees too
+            (local disk, or the volume every node mounts)."""
+            self._validate_cache_dir()  # multi-node: a probe that every worker sees cache_dir
+            suffix = "-TTTTT-SSSSS-of-NNNNN"
+            fpath = os.path.join(self._output_dir, f"{self.name}-{split_generator.name}{suffix}.{file_format}")
+            max_shard_size = convert_file_size_to_int(max_shard_size or MAX_SHARD_SIZE)
+            written = [
+                (task_id, content)
+                for task_id, content in self._prepare_split_single(fpath, file_format, max_shard_size)
+                if content[1] > 0
+            ]
+            info = split_generator.split_info
+            info.num_examples = sum(content[0] for _, content in written)
+            info.num_bytes = sum(content[1] for _, content in written)
+            shards = [(task_id, shard) for task_id, content in written for shard in range(content[2])]
+            if len(shards) > 1:
+                info.shard_lengths = [length for _, content in written for length in content[3]]
+            for number, (task_id, shard) in enumerate(shards):
+                task_name = fpath.replace("SSSSS", f"{shard:05d}").replace("TTTTT", f"{task_id:05d}")
+                if len(shards) == 1:
+                    final = fpath.replace(suffix, "")
+                else:
+                    final = fpath.replace("TTTTT-SSSSS", f"{number:05d}").replace("NNNNN", f"{len(shards):05d}")
+                self._rename(task_name, final)
 
         def _prepare_split_single(self, fpath: str, file_format: str, max_shard_size: int) -> Iterable:
             write_arrow = functools.partial(

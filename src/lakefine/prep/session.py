@@ -53,5 +53,6 @@ def local_session(master: str = "local[2]", java_options: str | None = None) -> 
         .config("spark.executor.extraJavaOptions", jvm_opts)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
+        .config("spark.python.daemon.module", "lakefine.prep.worker_daemon")
         .getOrCreate()
     )
