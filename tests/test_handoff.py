@@ -88,11 +88,17 @@ def test_shards_are_staged_in_working_dir_then_moved_and_none_are_left(spark, tm
     watcher.start()
     try:
         df = rows_frame(spark, 4000, slow=True)
-        published = publish(df, tmp_path / "volume", "k", working_dir=working_dir)
+        # A shard lives a few milliseconds in working_dir and a 5 ms poller can miss it
+        # (seen in 2 of 8 fresh-clone runs): publish again, under a new key, until one
+        # is caught. Every attempt is a real publish; the assertions below hold for all.
+        for attempt in range(5):
+            published = publish(df, tmp_path / "volume", f"k{attempt}", working_dir=working_dir)
+            if seen:
+                break
     finally:
         stop.set()
         watcher.join()
-    assert seen, "no shard was ever staged in working_dir"
+    assert seen, "no shard was ever staged in working_dir (5 publishes)"
     # each task attempt stages in its own directory
     assert all("/task-" in name for name in seen)
     # (how many tasks the poller catches depends on the machine: at least one)
