@@ -5,7 +5,7 @@ worker is not handed back to the pool (a ``limit`` or ``first()`` stops a task e
 so one prepare forks several. Imported here once, pandas, pyarrow and the stage
 modules (the handoff's imports ``datasets``) are in each fork from its first
 instruction instead of being imported again by each worker (measured on 2 cores:
-the Python workers of a cold smoke prepare 13.5 -> 9 CPU seconds). Only a local
+the Python workers of a cold smoke prepare 13.5 -> 10 CPU seconds). Only a local
 session uses it (``spark.python.daemon.module``); a cluster keeps its own daemon.
 """
 
