@@ -71,10 +71,12 @@ def loaded_after(code: str, env: dict | None = None) -> set[str]:
 
 
 @pytest.mark.slow
-def test_prepare_never_loads_torch(smoke_prepared_by_cli):
+def test_prepare_loads_neither_torch_nor_scikit_learn(smoke_prepared_by_cli):
+    """scikit-learn is for metrics: a command that only prepares never pays its 2 s import."""
     _, summary, loaded = smoke_prepared_by_cli
     assert "pyspark" in loaded and summary["cache_hit"] is False  # it did prepare, in Spark
     assert "torch" not in loaded
+    assert "sklearn" not in loaded
 
 
 def test_the_training_side_never_loads_pyspark():

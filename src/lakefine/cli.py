@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import shlex
@@ -204,5 +205,15 @@ def _predict(args) -> dict:
     return {"predictions": [{"text": t, **p} for t, p in zip(texts, predictions)]}
 
 
+def entry() -> None:
+    """The ``lakefine`` command (and ``python -m lakefine.cli``): ``main``, then exit with
+    the heap frozen. The interpreter's last garbage collections would walk every object
+    torch, transformers and MLflow made, for nothing: 3 s of each training command's
+    exit, measured on 2 cores, against 0.3 s frozen. Exit handlers still run."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
