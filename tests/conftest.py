@@ -77,16 +77,38 @@ def spark():
     session.stop()
 
 
+def once_per_run(tmp_path_factory, name: str, build):
+    """``build()`` once for the whole run, its JSON-able result shared: under pytest-xdist
+    each worker has its own session (and base temp, inside the run's), so the first
+    worker to ask builds, under a file lock, and the others read what it recorded."""
+    import json
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    done = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            done.write_text(json.dumps(build(shared / name)))
+    return json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def shared_root(tmp_path_factory) -> Path:
-    """A local root reused across tests: bundled data and the tiny model live here."""
-    root = tmp_path_factory.mktemp("shared-root")
-    from lakefine.core.assets import TINY_MODEL, resolve_model, stage_dataset
+    """A local root reused across tests (and workers): bundled data and the tiny model
+    live here. Tests link to it (``link_shared``) and never write into it."""
 
-    stage_dataset("rotten_tomatoes", str(root))
-    resolve_model(TINY_MODEL, str(root))
-    _empty_mlflow_store(root / STORE_TEMPLATE)
-    return root
+    def build(root: Path) -> str:
+        from lakefine.core.assets import TINY_MODEL, resolve_model, stage_dataset
+
+        root.mkdir()
+        stage_dataset("rotten_tomatoes", str(root))
+        resolve_model(TINY_MODEL, str(root))
+        _empty_mlflow_store(root / STORE_TEMPLATE)
+        return str(root)
+
+    return Path(once_per_run(tmp_path_factory, "shared-root", build))
 
 
 # Creating a sqlite MLflow store runs MLflow's schema migrations: about 4 s, paid by every
@@ -187,20 +209,26 @@ def no_leaked_mlflow_run():
 
 
 @pytest.fixture(scope="session")
-def smoke_dataset(shared_root, spark, tmp_path_factory) -> Path:
-    """pipelines/smoke.yaml prepared once per test run (in the shared root's volume)."""
-    from lakefine.core.config import load_config
-    from lakefine.prep.prepare import prepare
+def smoke_dataset(shared_root, tmp_path_factory, request) -> Path:
+    """pipelines/smoke.yaml prepared once per test run (in the shared root's volume), by
+    the first worker that needs it, on its Spark session. Tests copy it, never change it."""
 
-    previous = os.environ.get("LAKEFINE_LOCAL_ROOT")
-    os.environ["LAKEFINE_LOCAL_ROOT"] = str(shared_root)
-    try:
-        return prepare(load_config(REPO / "pipelines/smoke.yaml"), spark).dataset.path
-    finally:
-        if previous is None:
-            os.environ.pop("LAKEFINE_LOCAL_ROOT")
-        else:
-            os.environ["LAKEFINE_LOCAL_ROOT"] = previous
+    def build(_) -> str:
+        from lakefine.core.config import load_config
+        from lakefine.prep.prepare import prepare
+
+        spark = request.getfixturevalue("spark")
+        previous = os.environ.get("LAKEFINE_LOCAL_ROOT")
+        os.environ["LAKEFINE_LOCAL_ROOT"] = str(shared_root)
+        try:
+            return str(prepare(load_config(REPO / "pipelines/smoke.yaml"), spark).dataset.path)
+        finally:
+            if previous is None:
+                os.environ.pop("LAKEFINE_LOCAL_ROOT")
+            else:
+                os.environ["LAKEFINE_LOCAL_ROOT"] = previous
+
+    return Path(once_per_run(tmp_path_factory, "smoke-dataset", build))
 
 
 @pytest.fixture(scope="session")
@@ -208,20 +236,12 @@ def smoke_prepared_by_cli(tmp_path_factory, shared_root):
     """``lakefine prepare pipelines/smoke.yaml --json`` once, in a fresh interpreter, on a
     fresh root: ``(root, summary, top-level modules it loaded)``. The tests about what a
     new CLI process does (imports, cache hits) share this one JVM start."""
-    import json
 
-    from filelock import FileLock
+    def build(root: Path) -> list:
+        root, summary, loaded = _prepare_smoke_by_cli(root, shared_root)
+        return [str(root), summary, sorted(loaded)]
 
-    # Under pytest-xdist each worker has its own session (and base temp, inside the
-    # run's): the first worker to ask prepares, the others read its result.
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    done = shared / "cli-prepared.json"
-    with FileLock(str(shared / "cli-prepared.lock")):
-        if not done.exists():
-            root, summary, loaded = _prepare_smoke_by_cli(shared / "cli-prepared", shared_root)
-            done.write_text(json.dumps([str(root), summary, sorted(loaded)]))
-    root, summary, loaded = json.loads(done.read_text())
+    root, summary, loaded = once_per_run(tmp_path_factory, "cli-prepared", build)
     return Path(root), summary, set(loaded)
 
 

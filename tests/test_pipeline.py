@@ -128,13 +128,33 @@ def test_predict_cli_prints_labels_and_probabilities(smoke_run, smoke_root, tmp_
     assert by_alias["predictions"][0]["probabilities"] == pytest.approx(predictions[0]["probabilities"], abs=1e-5)
 
 
-def test_train_alone_uses_the_dataset_prepare_named_last(local_root, spark):
+@pytest.fixture(scope="module")
+def two_datasets_root(tmp_path_factory, shared_root, smoke_dataset):
+    """One root for the two "which dataset does train pick" tests: A is the session's
+    smoke dataset (published here, so preparing it is a cache hit), B is prepared by
+    whichever test comes first and is a cache hit for the other. The pointer, what
+    train reads, moves with every prepare, cache hit or not."""
+    return with_smoke_dataset(link_shared(tmp_path_factory.mktemp("two-datasets"), shared_root), smoke_dataset)
+
+
+@pytest.fixture()
+def two_datasets(two_datasets_root, monkeypatch):
+    monkeypatch.setenv("LAKEFINE_LOCAL_ROOT", str(two_datasets_root))
+    yield two_datasets_root
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+B = "source.where=category = 'fresh' OR text LIKE '%bad%'"
+
+
+def test_train_alone_uses_the_dataset_prepare_named_last(two_datasets, spark):
     """Prepare A, then B (a newer dataset), then A again (a cache hit): train must train
     A, the dataset the last prepare named, not B, the newest one published."""
     from lakefine.core.config import load_config
 
+    local_root = two_datasets
     a = pipeline.prepare(load_config(SMOKE), spark)
-    b = pipeline.prepare(load_config(SMOKE, ["source.where=category = 'fresh' OR text LIKE '%bad%'"]), spark)
+    b = pipeline.prepare(load_config(SMOKE, [B]), spark)
     assert b.dataset.key != a.dataset.key and b.dataset.manifest["published_at"] > a.dataset.manifest["published_at"]
     again = json.loads(run_cli(local_root, "prepare", SMOKE, "--json").stdout)
     assert again["cache_hit"] and again["key"] == a.dataset.key
@@ -145,7 +165,7 @@ def test_train_alone_uses_the_dataset_prepare_named_last(local_root, spark):
     assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == a.dataset.key
 
 
-def test_the_job_entry_points_train_the_dataset_their_prepare_named(local_root, spark, capsys):
+def test_the_job_entry_points_train_the_dataset_their_prepare_named(two_datasets, spark, capsys):
     """The bundle's prepare task for A, B, then A again; the finetune task gets the
     dataset the last prepare task named (``{{tasks.prepare.values.dataset}}``) and
     trains A, as does a finetune task with no --dataset (the pointer)."""
@@ -155,6 +175,8 @@ def test_the_job_entry_points_train_the_dataset_their_prepare_named(local_root, 
 
     from lakefine.ops.jobs import run_job
 
+    local_root = two_datasets
+
     def job(name, *argv):
         capsys.readouterr()
         step = runpy.run_path(str(REPO / f"pipelines/jobs/{name}.py"))["step"]  # not as __main__
@@ -163,7 +185,7 @@ def test_the_job_entry_points_train_the_dataset_their_prepare_named(local_root, 
         return json.loads(out[out.rindex("\n{\n") + 1 :] if not out.startswith("{\n") else out)
 
     a = job("prepare")
-    b = job("prepare", "source.where=category = 'fresh' OR text LIKE '%bad%'")
+    b = job("prepare", B)
     again = job("prepare")
     assert b["key"] != a["key"] and again["key"] == a["key"] and again["cache_hit"]
     mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
@@ -172,7 +194,7 @@ def test_the_job_entry_points_train_the_dataset_their_prepare_named(local_root, 
         assert mlflow.get_run(trained["run_id"]).data.params["data.key"] == a["key"]
 
 
-def test_train_refuses_a_dataset_prepared_with_other_settings(local_root, spark):
+def test_train_refuses_a_dataset_prepared_with_other_settings(local_root, spark, smoke_dataset):
     """``split.seed=7`` on a seed-42 dataset, or another model: refused before any MLflow
     run, each differing key named with both values; with --dataset and
     --allow-config-mismatch it trains, and the run says so."""
@@ -181,7 +203,8 @@ def test_train_refuses_a_dataset_prepared_with_other_settings(local_root, spark)
     from lakefine.core.dataset import dataset_settings, settings_mismatch
     from lakefine.core.errors import HandoffError
 
-    prepared = pipeline.prepare(load_config(SMOKE), spark)
+    with_smoke_dataset(local_root, smoke_dataset)
+    prepared = pipeline.prepare(load_config(SMOKE), spark)  # a cache hit: the dataset is not what this is about
     with pytest.raises(HandoffError) as refused:
         pipeline.train(load_config(SMOKE, ["split.seed=7", "model.name_or_path=minilm"]))
     message = str(refused.value)

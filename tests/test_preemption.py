@@ -82,9 +82,27 @@ def loss_history(root: Path, run_id: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, shared_root, smoke_dataset) -> dict:
-    base = tmp_path_factory.mktemp("uninterrupted")
-    return finish(start(linked_root(base, shared_root, smoke_dataset), base / "wd"))["train"]
+def fresh_after_a_kill(tmp_path_factory, shared_root, smoke_dataset) -> SimpleNamespace:
+    """A run SIGKILLed once it has a checkpoint, then the same command with ``--fresh``:
+    the run that starts over trains from step 0 to the end without a break, so it is
+    also the uninterrupted run the resumed ones are compared with (one training less)."""
+    base = tmp_path_factory.mktemp("fresh")
+    root, working_dir = linked_root(base, shared_root, smoke_dataset), base / "wd"
+    process = start(root, working_dir)
+    wait_for_checkpoint(working_dir, EVERY, process)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    killed = client.search_runs([client.get_experiment_by_name("lakefine-smoke").experiment_id])[0]
+    fresh = finish(start(root, working_dir, "--fresh"))["train"]
+    return SimpleNamespace(root=root, killed_run_id=killed.info.run_id, train=fresh)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(fresh_after_a_kill) -> dict:
+    return fresh_after_a_kill.train
 
 
 @pytest.mark.slow
@@ -129,18 +147,10 @@ def test_preempted_twice_the_reruns_resume_into_the_same_run_and_match_an_uninte
 
 
 @pytest.mark.slow
-def test_fresh_starts_over_in_a_new_run(tmp_path, shared_root, smoke_dataset):
-    root, working_dir = linked_root(tmp_path, shared_root, smoke_dataset), tmp_path / "wd"
-    process = start(root, working_dir)
-    wait_for_checkpoint(working_dir, EVERY, process)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=60)
-    import mlflow
-
-    client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    killed = client.search_runs([client.get_experiment_by_name("lakefine-smoke").experiment_id])[0]
-    fresh = finish(start(root, working_dir, "--fresh"))["train"]
-    assert fresh["resumed_from_step"] == 0 and fresh["run_id"] != killed.info.run_id
+def test_fresh_starts_over_in_a_new_run(fresh_after_a_kill):
+    fresh = fresh_after_a_kill.train
+    assert fresh["resumed_from_step"] == 0 and fresh["run_id"] != fresh_after_a_kill.killed_run_id
+    assert loss_history(fresh_after_a_kill.root, fresh["run_id"]) == list(range(10, LAST + 1, 10))
 
 
 def test_a_retried_final_step_reuses_the_version_its_run_registered(local_root, smoke_dataset):
