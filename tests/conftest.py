@@ -49,16 +49,16 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("DATABRICKS_RUNTIME_VERSION", None)
 
 
-# The test files by the seconds their tests took (summed per file, a full run on this
-# 2-core machine, 2026-12-03), longest first. Under `--dist loadfile` a worker takes whole
-# files in collection order and the run ends with its last file: a long file collected
-# last (test_tasks, alphabetically late) would run alone at the end. Longest first leaves
+# The test files by the seconds their tests took (summed per file, a fresh-clone CI run,
+# 2026-12-02), longest first. Under `--dist loadfile` a worker takes whole files in
+# collection order and the run ends with its last file: a long file collected last
+# (test_tasks, alphabetically late) would run alone at the end. Longest first leaves
 # the short files to fill the gaps. Only the order of files changes, never the order
 # within a file; a file not listed goes after these.
 LONGEST_FIRST = (
-    "test_tasks test_bad_input test_scoring test_tracking_resilience test_atomic_publish"
-    " test_preemption test_secrets test_real_model test_concurrency test_notebooks test_evaluation"
-    " test_pipeline test_cache_keys test_architecture test_handoff test_connect test_distributed"
+    "test_tasks test_bad_input test_atomic_publish test_concurrency test_scoring test_pipeline"
+    " test_tracking_resilience test_secrets test_evaluation test_real_model test_preemption"
+    " test_architecture test_notebooks test_connect test_distributed test_cache_keys test_handoff"
     " test_write_failures"
 ).split()
 
