@@ -78,7 +78,7 @@ def spark():
 
 
 def once_per_run(tmp_path_factory, name: str, build):
-    """``build()`` once for the whole run, its JSON-able result shared: under pytest-xdist
+    """``build(directory)`` once for the whole run, its JSON-able result shared: under pytest-xdist
     each worker has its own session (and base temp, inside the run's), so the first
     worker to ask builds, under a file lock, and the others read what it recorded."""
     import json
@@ -97,7 +97,8 @@ def once_per_run(tmp_path_factory, name: str, build):
 @pytest.fixture(scope="session")
 def shared_root(tmp_path_factory) -> Path:
     """A local root reused across tests (and workers): bundled data and the tiny model
-    live here. Tests link to it (``link_shared``) and never write into it."""
+    live here. Tests link to it (``link_shared``); only test_tasks adds to it (the other
+    bundled datasets it stages), and only one worker runs that file."""
 
     def build(root: Path) -> str:
         from lakefine.core.assets import TINY_MODEL, resolve_model, stage_dataset
