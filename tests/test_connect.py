@@ -99,6 +99,7 @@ def write_input(spark):
     return target
 
 
+@pytest.mark.slow  # starts a local Spark Connect server (a JVM of its own)
 def test_connect_prepare_publishes_the_same_rows_in_the_same_order_as_classic(spark, local_root, tmp_path):
     # The Connect side starts its server first and waits for its config on stdin.
     env = {

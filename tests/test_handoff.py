@@ -188,6 +188,7 @@ def test_changed_source_data_gives_new_data_where_plain_from_spark_reads_stale(s
     assert set(plain_second["text"]) == set(plain_first["text"]) == {"good film", "bad film"}
 
 
+@pytest.mark.slow  # two cold CLI processes, each starting its own JVM
 def test_same_data_in_a_new_process_is_a_cache_hit_without_a_write(smoke_prepared_by_cli):
     root, first, _ = smoke_prepared_by_cli  # the first prepare, in its own process
     command = [sys.executable, "-m", "lakefine.cli", "prepare", str(REPO / "pipelines/smoke.yaml"), "--json"]
