@@ -319,6 +319,7 @@ def test_the_dump_keeps_the_shape_cache_keys_are_made_of():
         "early_stopping_patience": None,
         "checkpoint_steps": None,
         "class_weights": "none",
+        "head_bias": "label_priors",
         "torch_threads": None,
         "num_processes": 1,
         "temperature_scaling": False,

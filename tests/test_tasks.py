@@ -168,19 +168,19 @@ def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, lo
     evaluate_agrees_with_training(config, summary)
 
 
-def loss_on_a_fixed_batch(config, dataset, class_weighting: str, output_dir: Path):
+def loss_on_a_fixed_batch(config, dataset, class_weighting: str, output_dir: Path, head_bias="label_priors"):
     """The Trainer's loss and the model's logits on the first 32 train rows with
-    ``train.class_weights=class_weighting``, from the same initial weights each time."""
+    ``train.class_weights=class_weighting`` (and ``train.head_bias``), from the same
+    initial weights each time."""
     import torch
     from transformers import set_seed
 
     from lakefine.training.classification import build_trainer
 
     set_seed(0)
+    train = config.train.model_copy(update={"class_weights": class_weighting, "head_bias": head_bias})
     trainer, tokenized = build_trainer(
-        config.model_copy(update={"train": config.train.model_copy(update={"class_weights": class_weighting})}),
-        dataset,
-        output_dir / class_weighting,
+        config.model_copy(update={"train": train}), dataset, output_dir / f"{class_weighting}-{head_bias}"
     )
     rows = tokenized["train"].select(range(32))
     inputs = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in rows.column_names]
@@ -259,6 +259,25 @@ def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, l
     assert weighted == pytest.approx(bce(logits, truth, pos_weight=torch.tensor(weights)).item(), rel=1e-5)
     assert unweighted == pytest.approx(bce(logits, truth).item(), rel=1e-5)
     assert weighted - unweighted > 1e-3
+
+    # train.head_bias=label_priors (the default): each output starts at the log-odds of
+    # its label's share of the train rows, so the untrained model already says "no" to
+    # the rare labels: its loss is far below a head started at the model's own init.
+    from lakefine.evaluation.calibrate import classifier_head
+
+    share = {label: (card[label].get("train", 0) + 0.5) / (train_rows + 1) for label in labels}
+    first_bias = classifier_head(build_trainer_model(config, published, tmp_path)).bias.tolist()
+    assert first_bias == pytest.approx([np.log(share[label] / (1 - share[label])) for label in labels], abs=1e-6)
+    at_priors = torch.sigmoid(logits).mean(axis=0).numpy()
+    assert at_priors == pytest.approx([share[label] for label in labels], abs=0.05)
+    from_model, _, _ = loss_on_a_fixed_batch(config, published, "none", tmp_path, head_bias="model")
+    assert unweighted < from_model / 3, (unweighted, from_model)
+
+
+def build_trainer_model(config, dataset, output_dir: Path):
+    from lakefine.training.classification import build_trainer
+
+    return build_trainer(config, dataset, output_dir / "built")[0].model
 
 
 def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spark):

@@ -270,6 +270,12 @@ class TrainConfig(_Model):
         " multi-label: BCE with pos_weight sqrt(negatives / positives) per label, capped at 30;"
         " from the Spark label counts, applied through the Trainer's compute_loss_func",
     )
+    head_bias: Literal["label_priors", "model"] = Field(
+        "label_priors",
+        description='multi-label: "label_priors" starts each output at the log-odds of its label\'s share of'
+        " the train rows (from the Spark label counts), so training starts from a model that already"
+        ' says "no" to rare labels instead of 0.5 for all; "model": the head as the model builds it',
+    )
     torch_threads: int | None = Field(None, description="None: leave torch's default")
     num_processes: int = Field(
         1,

@@ -24,7 +24,7 @@ from lakefine.core.metrics import (
     sigmoid,
     single_label_scores,
 )
-from lakefine.evaluation.calibrate import calibrate, uncalibrated
+from lakefine.evaluation.calibrate import calibrate, classifier_head, uncalibrated
 from lakefine.evaluation.scoring import evaluate_splits
 from lakefine.serving.predictor import Predictor
 from lakefine.training.common import (
@@ -74,6 +74,29 @@ def positive_weights(label_counts: dict[str, dict[str, int]], label_map: LabelMa
         positives = max(1, label_counts[label].get("train", 0))
         weights.append(min(MAX_POS_WEIGHT, max(1.0, ((train_rows - positives) / positives) ** 0.5)))
     return weights
+
+
+def label_prior_logits(label_counts: dict[str, dict[str, int]], label_map: LabelMap, train_rows: int) -> list[float]:
+    """Per label, log(p / (1 - p)) with p its share of the train rows (smoothed so a
+    label no train row carries stays finite): the logits of a model that knows only how
+    common each label is. A multi-label head started there has nothing to unlearn:
+    started at 0 (p = 0.5 for every label) it spends its first epochs pushing 54 of 56
+    outputs down before it separates any labels."""
+    logits = []
+    for label in label_map.labels:
+        p = (label_counts[label].get("train", 0) + 0.5) / (train_rows + 1)
+        logits.append(float(np.log(p / (1 - p))))
+    return logits
+
+
+def start_at_label_priors(model, published: PublishedDataset, label_map: LabelMap) -> None:
+    head = classifier_head(model)
+    priors = label_prior_logits(
+        published.manifest["data_card"]["label_counts"], label_map, published.split_rows["train"]
+    )
+    with torch.no_grad():
+        head.bias.copy_(torch.tensor(priors, dtype=head.bias.dtype))
+    say(f"train: output biases start at the label priors' log-odds ({min(priors):.2f} to {max(priors):.2f})")
 
 
 def class_weighted_loss(config: PipelineConfig, published: PublishedDataset, label_map: LabelMap):
@@ -128,6 +151,8 @@ def build_trainer(
     )
     if multi_label:
         model.config.lakefine_threshold = config.labels.threshold  # saved with the model for prediction
+        if config.train.head_bias == "label_priors":
+            start_at_label_priors(model, published, label_map)
     has_validation = "validation" in tokenized
     trainer = Trainer(
         model=model,
