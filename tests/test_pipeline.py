@@ -60,6 +60,10 @@ def test_run_tracks_registers_and_reports(smoke_run, smoke_root):
 
     assert f"Predict: {command()} predict models:/smoke_classifier@challenger" in stderr  # runs as printed
     assert "Traceback" not in stderr
+    # fit() entry to the first optimizer step: after the ids are loaded, within training
+    timings = trained["timings"]
+    assert timings["tokenize"] < timings["first_step"] < timings["tokenize"] + timings["train"], timings
+    assert f"train: first optimizer step done {timings['first_step']:.1f} s after fit() began" in stderr
 
     mlflow.set_tracking_uri(f"sqlite:///{local_root / 'mlflow.db'}")
     run = mlflow.get_run(trained["run_id"])

@@ -17,6 +17,22 @@ from lakefine.tracking.client import RETRY_SECONDS_ENV, retry_seconds, server_un
 from lakefine.training.checkpoints import mirror_best_and_newest, seal_saved, step_of
 
 
+class FirstStepTimer(TrainerCallback):
+    """Seconds from ``fit()`` entry to the end of the first optimizer step of this
+    process: the dataset opened, the model built, the Trainer set up, the first batch
+    collated and trained on. On a GPU node, the time the GPU waits before it trains."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.seconds: float | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds is None:
+            self.seconds = time.perf_counter() - self.started
+            if state.is_world_process_zero:
+                say(f"train: first optimizer step done {self.seconds:.1f} s after fit() began")
+
+
 class MlflowMetrics(TrainerCallback):
     """Logs every log line as MLflow metrics. Metrics that fail to reach the server
     (a restart, a network blip) are kept and sent with the next log call or at the end

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lakefine.core.config import PipelineConfig
 from lakefine.core.dataset import PublishedDataset
+from lakefine.training.callbacks import FirstStepTimer
 from lakefine.training.classification import fit_classification
 from lakefine.training.common import FitResult
 from lakefine.training.seq2seq import fit_seq2seq
@@ -22,4 +23,8 @@ def fit(
     """Train and evaluate. Raises Preempted if SIGTERM stopped training (a checkpoint
     was saved first: transformers' JIT checkpoint); a rerun resumes from it."""
     trainer_fit = fit_seq2seq if config.task == "seq2seq" else fit_classification
-    return trainer_fit(config, published, output_dir, callbacks, resume_from)
+    first_step = FirstStepTimer()
+    result = trainer_fit(config, published, output_dir, (*callbacks, first_step), resume_from)
+    if first_step.seconds is not None:
+        result.timings["first_step"] = first_step.seconds
+    return result
