@@ -10,6 +10,7 @@ import gc
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -688,9 +689,51 @@ def prepare_scaling(params: dict) -> dict:
             "counts": result.counts,
             "max_length": result.dataset.manifest["max_length"],
             "memory": mem,
+            **({"first_step": _first_step_in_a_new_process(root, config, spark)} if params.get("first_step") else {}),
         }
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+FIRST_STEP_LINE = "train: first optimizer step done "
+
+
+def _first_step_in_a_new_process(root: Path, config, spark) -> dict:
+    """``lakefine train`` (one step) on the dataset just prepared, in a new process with
+    no Spark, as a GPU node would start: the seconds from ``fit()`` entry to the first
+    optimizer step (the run's own timing), and apart from them what the process spent
+    before ``fit()`` (interpreter start, imports, config, tracking setup)."""
+    spark.stop()  # the training node has no Spark; its cores go to training
+    command = [
+        sys.executable,
+        "-m",
+        "lakefine.cli",
+        "train",
+        str(REPO / "pipelines/smoke.yaml"),
+        f"source.path={config.source.path}",
+        f"name={config.name}",
+        "train.max_steps=1",
+        "--json",
+    ]
+    env = {**os.environ, "LAKEFINE_LOCAL_ROOT": str(root)}
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen_at = None
+    stderr_tail = []
+    for line in proc.stderr:  # read as it comes: the moment the line arrives is measured
+        if seen_at is None and FIRST_STEP_LINE in line:
+            seen_at = time.perf_counter() - started
+        stderr_tail = (stderr_tail + [line])[-30:]
+    out = proc.stdout.read()
+    if proc.wait() != 0 or seen_at is None:
+        raise RuntimeError("lakefine train failed:\n" + "".join(stderr_tail))
+    timings = json.loads(out)["timings"]
+    return {
+        "fit_to_first_step_s": timings["first_step"],
+        "tokenize_s": timings["tokenize"],
+        "before_fit_s": seen_at - timings["first_step"],
+        "process_wall_s": time.perf_counter() - started,
+    }
 
 
 # ---------------------------------------------------------------------------- scoring
