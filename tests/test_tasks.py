@@ -114,6 +114,34 @@ def test_single_texts_carry_the_ids_training_made(smoke_dataset):
     assert recorded["columns"] == ["input_ids", "length"] and recorded["truncation"] == "longest_first"
 
 
+def test_length_grouped_batches_come_from_the_published_lengths_in_transformers_order(smoke_dataset, tmp_path):
+    """The sampler reads the published ``length`` column as a list (transformers' own
+    decodes every row's ids again, the column being dropped before it sees the split),
+    and yields exactly the batches transformers' sampler would, for the same seed."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from lakefine.core.config import load_config
+    from lakefine.training.classification import build_trainer
+
+    trainer, tokenized = build_trainer(
+        load_config(REPO / "pipelines/smoke.yaml"), PublishedDataset.open(smoke_dataset), tmp_path
+    )
+    train = tokenized["train"]
+    assert train["length"][:] == [len(ids) for ids in train["input_ids"]]  # the lengths upstream would measure
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler.lengths, list) and len(sampler.lengths) == len(train)
+    # what transformers hands its own sampler: the split without the columns the model does not take
+    pruned = trainer._remove_unused_columns(train, description="training")
+    assert "length" not in pruned.column_names
+    batch = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps
+    torch.manual_seed(7)
+    ours = list(sampler)
+    torch.manual_seed(7)
+    assert ours == list(LengthGroupedSampler(batch, dataset=pruned, model_input_name="input_ids"))
+    assert sorted(ours) == list(range(len(train)))
+
+
 def test_training_reads_the_ids_and_tokenizes_only_a_dataset_without_matching_ones(smoke_dataset, tmp_path, capsys):
     """No tokenize stage for a dataset that carries the ids; a dataset from an older
     lakefine (no ids recorded) is tokenized on the driver into the same ids; a tokenizer

@@ -36,6 +36,7 @@ from lakefine.training.common import (
     model_inputs,
     run_trainer,
     runtime_params,
+    sample_by_published_lengths,
     training_arguments,
 )
 
@@ -167,6 +168,7 @@ def build_trainer(
         compute_loss_func=class_weighted_loss(config, published, label_map),
         callbacks=list(callbacks) + extra_callbacks(config, has_validation),
     )
+    sample_by_published_lengths(trainer)
     return trainer, tokenized
 
 

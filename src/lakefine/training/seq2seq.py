@@ -39,6 +39,7 @@ from lakefine.training.common import (
     model_inputs,
     run_trainer,
     runtime_params,
+    sample_by_published_lengths,
     training_arguments,
 )
 
@@ -104,6 +105,7 @@ def fit_seq2seq(
         compute_metrics=compute_metrics,
         callbacks=list(callbacks) + extra_callbacks(config, has_validation),
     )
+    sample_by_published_lengths(trainer)
     stage = time.perf_counter()
     say(
         f"train: seq2seq, {len(tokenized['train']):,} rows, input {max_length} / target {target_length} tokens"
