@@ -6,6 +6,7 @@ a JVM or an allocator with another one. Each writes a JSON dict to OUT_JSON.
 
 from __future__ import annotations
 
+import collections
 import gc
 import json
 import os
@@ -719,11 +720,11 @@ def _first_step_in_a_new_process(root: Path, config, spark) -> dict:
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen_at = None
-    stderr_tail = []
+    stderr_tail = collections.deque(maxlen=30)
     for line in proc.stderr:  # read as it comes: the moment the line arrives is measured
         if seen_at is None and FIRST_STEP_LINE in line:
             seen_at = time.perf_counter() - started
-        stderr_tail = (stderr_tail + [line])[-30:]
+        stderr_tail.append(line)
     out = proc.stdout.read()
     if proc.wait() != 0 or seen_at is None:
         raise RuntimeError("lakefine train failed:\n" + "".join(stderr_tail))

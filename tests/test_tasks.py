@@ -197,9 +197,9 @@ def test_sentence_pairs_are_tokenized_as_pairs_and_reload_identically(staged, lo
 
 
 def loss_on_a_fixed_batch(config, dataset, class_weighting: str, output_dir: Path, head_bias="label_priors"):
-    """The Trainer's loss and the model's logits on the first 32 train rows with
-    ``train.class_weights=class_weighting`` (and ``train.head_bias``), from the same
-    initial weights each time."""
+    """The Trainer's loss, the model's logits, the labels and the model, on the first 32
+    train rows with ``train.class_weights=class_weighting`` (and ``train.head_bias``),
+    from the same initial weights each time."""
     import torch
     from transformers import set_seed
 
@@ -217,7 +217,7 @@ def loss_on_a_fixed_batch(config, dataset, class_weighting: str, output_dir: Pat
     with torch.no_grad():
         loss = trainer.compute_loss(trainer.model, dict(batch)).item()
         logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-    return loss, logits, batch["labels"]
+    return loss, logits, batch["labels"], trainer.model
 
 
 def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, local_root, spark, tmp_path):
@@ -280,8 +280,8 @@ def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, l
         positives = card[label]["train"]
         expected = min(MAX_POS_WEIGHT, ((train_rows - positives) / positives) ** 0.5)
         assert weights[labels.index(label)] == pytest.approx(expected)
-    weighted, logits, truth = loss_on_a_fixed_batch(config, published, "balanced", tmp_path)
-    unweighted, same_logits, _ = loss_on_a_fixed_batch(config, published, "none", tmp_path)
+    weighted, logits, truth, built = loss_on_a_fixed_batch(config, published, "balanced", tmp_path)
+    unweighted, same_logits, _, _ = loss_on_a_fixed_batch(config, published, "none", tmp_path)
     assert torch.equal(logits, same_logits) and truth.dtype.is_floating_point
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     assert weighted == pytest.approx(bce(logits, truth, pos_weight=torch.tensor(weights)).item(), rel=1e-5)
@@ -294,18 +294,12 @@ def test_multi_label_discovers_exploded_labels_and_predicts_label_sets(staged, l
     from lakefine.evaluation.calibrate import classifier_head
 
     share = {label: (card[label].get("train", 0) + 0.5) / (train_rows + 1) for label in labels}
-    first_bias = classifier_head(build_trainer_model(config, published, tmp_path)).bias.tolist()
+    first_bias = classifier_head(built).bias.tolist()
     assert first_bias == pytest.approx([np.log(share[label] / (1 - share[label])) for label in labels], abs=1e-6)
     at_priors = torch.sigmoid(logits).mean(axis=0).numpy()
     assert at_priors == pytest.approx([share[label] for label in labels], abs=0.05)
-    from_model, _, _ = loss_on_a_fixed_batch(config, published, "none", tmp_path, head_bias="model")
+    from_model, *_ = loss_on_a_fixed_batch(config, published, "none", tmp_path, head_bias="model")
     assert unweighted < from_model / 3, (unweighted, from_model)
-
-
-def build_trainer_model(config, dataset, output_dir: Path):
-    from lakefine.training.classification import build_trainer
-
-    return build_trainer(config, dataset, output_dir / "built")[0].model
 
 
 def test_seq2seq_t5_generates_what_evaluation_generated(staged, local_root, spark):
@@ -423,8 +417,8 @@ def test_class_weights_come_from_the_spark_label_counts(staged, local_root, spar
     weights = class_weights(label_counts, LabelMap(("ham", "spam")))
     assert weights == pytest.approx([(ham + spam) / (2 * ham), (ham + spam) / (2 * spam)])
 
-    weighted, logits, labels = loss_on_a_fixed_batch(config, prepared.dataset, "balanced", tmp_path)
-    unweighted, same_logits, _ = loss_on_a_fixed_batch(config, prepared.dataset, "none", tmp_path)
+    weighted, logits, labels, _ = loss_on_a_fixed_batch(config, prepared.dataset, "balanced", tmp_path)
+    unweighted, same_logits, _, _ = loss_on_a_fixed_batch(config, prepared.dataset, "none", tmp_path)
     assert torch.equal(logits, same_logits) and 0 < int(labels.sum()) < len(labels)  # both classes in the batch
     ce = torch.nn.functional.cross_entropy
     assert weighted == pytest.approx(ce(logits, labels, weight=torch.tensor(weights)).item(), rel=1e-5)
