@@ -905,7 +905,7 @@ def scoring_padding(params: dict) -> dict:
     from lakefine.core.assets import resolve_model
     from lakefine.core.config import ScoreConfig
     from lakefine.prep import datacard
-    from lakefine.scoring.worker import model_batches
+    from lakefine.serving.batching import model_batches
 
     texts = rt_texts()
     tokenizer = datacard.fast_tokenizer(resolve_model("minilm"))

@@ -114,10 +114,14 @@ def test_single_texts_carry_the_ids_training_made(smoke_dataset):
     assert recorded["columns"] == ["input_ids", "length"] and recorded["truncation"] == "longest_first"
 
 
-def test_length_grouped_batches_come_from_the_published_lengths_in_transformers_order(smoke_dataset, tmp_path):
+def test_length_grouped_batches_come_from_the_published_lengths_and_evaluation_reads_rows_by_length(
+    smoke_dataset, tmp_path
+):
     """The sampler reads the published ``length`` column as a list (transformers' own
     decodes every row's ids again, the column being dropped before it sees the split),
-    and yields exactly the batches transformers' sampler would, for the same seed."""
+    and yields exactly the batches transformers' sampler would, for the same seed. The
+    Trainer evaluates the validation rows in ascending length (its loader reads them in
+    order and pads each batch to its longest row): the same rows, sorted."""
     import torch
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
@@ -140,6 +144,11 @@ def test_length_grouped_batches_come_from_the_published_lengths_in_transformers_
     torch.manual_seed(7)
     assert ours == list(LengthGroupedSampler(batch, dataset=pruned, model_input_name="input_ids"))
     assert sorted(ours) == list(range(len(train)))
+
+    published, evaluated = tokenized["validation"], trainer.eval_dataset
+    assert published["length"][:] != sorted(published["length"][:])  # not sorted already
+    assert evaluated["length"][:] == sorted(published["length"][:])
+    assert sorted(map(tuple, evaluated["input_ids"])) == sorted(map(tuple, published["input_ids"]))
 
 
 def test_training_reads_the_ids_and_tokenizes_only_a_dataset_without_matching_ones(smoke_dataset, tmp_path, capsys):

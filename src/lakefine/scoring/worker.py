@@ -1,9 +1,9 @@
 """What runs in each Python worker: the model loaded once per process (a
-module-level cache, reused across Arrow batches and tasks), the rows of an Arrow batch
-sorted by token length and cut into model batches capped by rows and by padded
-tokens, predicted through ``serving.predictor.Predictor`` (so truncation, thresholds
-and whatever else the saved model carries apply exactly as in ``lakefine predict``),
-then put back in their original order.
+module-level cache, reused across Arrow batches and tasks), and the valid rows of an
+Arrow batch predicted through ``serving.predictor.Predictor`` (so truncation,
+thresholds and whatever else the saved model carries apply exactly as in ``lakefine
+predict``), which sorts them by token length, cuts them into model batches capped by
+rows and by padded tokens, and puts the answers back in the rows' order.
 
 torch is imported only inside ``predictor()``: this module is imported on the driver
 too (the UDF refers to it), and the driver never needs torch.
@@ -61,31 +61,6 @@ def _device(torch):
     return torch.device("cuda:0")
 
 
-def model_batches(lengths, max_rows: int, max_tokens: int) -> list[np.ndarray]:
-    """Row indices in ascending token length, cut so that no batch has more than
-    ``max_rows`` rows or more than ``max_tokens`` padded tokens (rows x the longest).
-    A single row longer than ``max_tokens`` is a batch of its own."""
-    lengths = np.asarray(lengths)
-    batches, current, longest = [], [], 0
-    for index in np.argsort(lengths, kind="stable"):
-        length = int(lengths[index])
-        if current and (len(current) >= max_rows or (len(current) + 1) * max(longest, length) > max_tokens):
-            batches.append(np.array(current))
-            current, longest = [], 0
-        current.append(index)
-        longest = max(longest, length)
-    if current:
-        batches.append(np.array(current))
-    return batches
-
-
-def padding_efficiency(lengths, batches) -> float:
-    """Real tokens / padded tokens over the model batches."""
-    lengths = np.asarray(lengths)
-    padded = sum(len(b) * int(lengths[b].max()) for b in batches)
-    return float(lengths.sum() / padded) if padded else 1.0
-
-
 def _problem(value, column: str) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return f"{column!r} is null"
@@ -112,19 +87,10 @@ def score_batch(loaded, task: str, batch: pd.DataFrame, columns: list[str], max_
     if valid:
         texts = [values[0][row] for row in valid]
         pairs = [values[1][row] for row in valid] if len(values) > 1 else None
-        tokenizer = loaded.tokenizer
-        lengths = [
-            len(ids)
-            for ids in tokenizer(texts, pairs, truncation=True, max_length=tokenizer.model_max_length)["input_ids"]
-        ]
-        for chosen in model_batches(lengths, max_rows, max_tokens):
-            got = loaded.predict(
-                [texts[i] for i in chosen],
-                [pairs[i] for i in chosen] if pairs else None,
-                batch_size=len(chosen),
-            )
-            for i, prediction in zip(chosen, got):
-                predictions[valid[i]] = _shaped(task, prediction)
+        # The predictor sorts the rows by token length and cuts them by rows and padded tokens
+        got = loaded.predict(texts, pairs, batch_size=max_rows, max_tokens=max_tokens)
+        for row, prediction in zip(valid, got):
+            predictions[row] = _shaped(task, prediction)
     return pd.DataFrame({"prediction": predictions, "score_error": errors})
 
 

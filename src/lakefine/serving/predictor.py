@@ -6,17 +6,25 @@ per-text answer from the same calls."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+)
 
 from lakefine.core.errors import TrainingError
 from lakefine.core.log import first_line
 from lakefine.core.metrics import probabilities, sigmoid
+from lakefine.serving.batching import model_batches
 from lakefine.serving.saved import read_settings
 from lakefine.serving.text2text import decode, encoder_inputs
 from lakefine.tracking.client import default_tracking_uri
@@ -94,25 +102,37 @@ class Predictor:
             return np.asarray(self.settings["thresholds"], dtype=np.float64)
         return np.full(n, float(getattr(self.model.config, "lakefine_threshold", 0.5)))
 
-    def logits(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
-        parts = []
-        for start in range(0, len(texts), batch_size):
-            pairs = text_pairs[start : start + batch_size] if text_pairs else None
-            encoded = self.tokenizer(
-                texts[start : start + batch_size],
-                pairs,
-                truncation=True,
-                padding=True,
-                max_length=self.tokenizer.model_max_length,
-                return_tensors="pt",
-            ).to(self.model.device)
+    def logits(
+        self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32, max_tokens: float = math.inf
+    ) -> np.ndarray:
+        """Rows x labels, in the rows' order; computed in length-ordered batches."""
+        logits = np.zeros((len(texts), len(self.model.config.id2label)), dtype=np.float32)
+        if not len(texts):  # the fast tokenizer raises on an empty list
+            return logits
+        texts, text_pairs = listed(texts, text_pairs)
+        encoded = self.tokenizer(texts, text_pairs, truncation=True, max_length=self.tokenizer.model_max_length)
+        for rows, batch in self._batches(encoded, batch_size, max_tokens):
             with torch.no_grad():
-                parts.append(self.model(**encoded).logits.float().cpu().numpy())
-        return np.concatenate(parts) if parts else np.zeros((0, len(self.model.config.id2label)))
+                logits[rows] = self.model(**batch).logits.float().cpu().numpy()
+        return logits
 
-    def probabilities(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
+    def _batches(self, encoded, batch_size: int, max_tokens: float):
+        """(row indices, padded tensors) per model batch of the unpadded ``encoded`` rows:
+        sorted by token length, so a batch pads to its own longest row, not to the one
+        long review that happened to land beside 31 short ones. 388 Rotten Tomatoes rows
+        (median 28 tokens, longest 512) on MiniLM, one thread: 7.7 s, 31.6 s in input
+        order, logits equal within 6e-8."""
+        collate = DataCollatorWithPadding(self.tokenizer, return_tensors="pt")
+        columns = list(encoded.keys())
+        for rows in model_batches([len(ids) for ids in encoded["input_ids"]], batch_size, max_tokens):
+            features = [{column: encoded[column][i] for column in columns} for i in rows]
+            yield rows, collate(features).to(self.model.device)
+
+    def probabilities(
+        self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32, max_tokens: float = math.inf
+    ) -> np.ndarray:
         """Softmax (single-label) or sigmoid (multi-label) of the logits, rows x labels."""
-        logits = self.logits(texts, text_pairs, batch_size)
+        logits = self.logits(texts, text_pairs, batch_size, max_tokens)
         return sigmoid(logits) if self.is_multi_label else probabilities(logits)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
@@ -121,17 +141,31 @@ class Predictor:
             return (probs >= self.thresholds).astype(int)
         return probs.argmax(axis=1)
 
-    def answers(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> list[str]:
-        results = []
-        for start in range(0, len(texts), batch_size):
-            pairs = text_pairs[start : start + batch_size] if text_pairs else None
-            results += self._generate(texts[start : start + batch_size], pairs)
-        return results
+    def answers(
+        self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32, max_tokens: float = math.inf
+    ) -> list[str]:
+        """The generated answer per question (and context), in the rows' order."""
+        if not len(texts):
+            return []
+        texts, text_pairs = listed(texts, text_pairs)
+        settings = getattr(self.model.config, "lakefine_seq2seq", None) or {"question_prefix": "", "context_prefix": ""}
+        encoded = encoder_inputs(self.tokenizer, texts, text_pairs, settings, self.tokenizer.model_max_length)
+        answers = [""] * len(texts)
+        for rows, batch in self._batches(encoded, batch_size, max_tokens):
+            with torch.no_grad():
+                generated = self.model.generate(**batch, generation_config=self.model.generation_config)
+            for row, answer in zip(rows, decode(self.tokenizer, generated.cpu().numpy())):
+                answers[row] = answer
+        return answers
 
-    def predict(self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:
+    def predict(
+        self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32, max_tokens: float = math.inf
+    ) -> list[dict]:
+        """Per text: the answer (seq2seq), the label set (multi-label) or the label,
+        with the probabilities. ``batch_size`` and ``max_tokens`` cap each model batch."""
         if self.is_seq2seq:
-            return [{"answer": answer} for answer in self.answers(texts, text_pairs, batch_size)]
-        probs = self.probabilities(texts, text_pairs, batch_size)
+            return [{"answer": answer} for answer in self.answers(texts, text_pairs, batch_size, max_tokens)]
+        probs = self.probabilities(texts, text_pairs, batch_size, max_tokens)
         labels = self.labels
         chosen = self.decide(probs)
         if self.is_multi_label:
@@ -151,11 +185,8 @@ class Predictor:
             for best, row in zip(chosen, probs)
         ]
 
-    def _generate(self, texts, pairs) -> list[str]:
-        settings = getattr(self.model.config, "lakefine_seq2seq", None) or {"question_prefix": "", "context_prefix": ""}
-        encoded = encoder_inputs(
-            self.tokenizer, texts, pairs, settings, self.tokenizer.model_max_length, padding=True, return_tensors="pt"
-        ).to(self.model.device)
-        with torch.no_grad():
-            generated = self.model.generate(**encoded, generation_config=self.model.generation_config)
-        return decode(self.tokenizer, generated.cpu().numpy())
+
+def listed(texts, text_pairs):
+    """Lists, which is what the tokenizer takes: callers pass lists, a ``datasets``
+    column or a pandas Series."""
+    return list(texts), (None if text_pairs is None else list(text_pairs))

@@ -31,6 +31,7 @@ from lakefine.training.common import (
     FitResult,
     encoding_for,
     extra_callbacks,
+    length_ordered,
     load_pretrained,
     load_tokenizer,
     model_inputs,
@@ -161,7 +162,7 @@ def build_trainer(
         # the one with the lowest validation loss, not the best F1 at one fixed threshold.
         args=training_arguments(config, output_dir, has_validation, best_metric="loss" if multi_label else "f1_macro"),
         train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"] if has_validation else None,
+        eval_dataset=length_ordered(tokenized.get("validation")),
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None),
         compute_metrics=compute_metrics_for(config, label_map),
