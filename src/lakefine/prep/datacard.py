@@ -79,18 +79,19 @@ def token_lengths(df: DataFrame, tokenizer_path: str) -> DataFrame:
     return df.withColumn("n_tokens", count_tokens("text"))
 
 
-def length_histogram(df: DataFrame, tokenizer_path: str, seed: int) -> tuple[dict[int, int], float]:
+def length_histogram(df: DataFrame, tokenizer_path: str, seed: int, train_rows: int) -> tuple[dict[int, int], float]:
     """Token lengths of the training split as ``{n_tokens: rows}`` (a fixed-seed sample
     if large), and the factor that scales the sample's counts to the whole split. One
-    tokenizer pass gives both the percentiles and the rows that ``max_length`` cuts."""
+    tokenizer pass gives both the percentiles and the rows that ``max_length`` cuts.
+    ``train_rows``: the split's rows, known from the counting pass (no count job here)."""
     train = df.where(F.col("split") == "train").select(*[c for c in ("text", "text_pair") if c in df.columns])
-    rows = train.count()
-    if rows > LENGTH_SAMPLE_ROWS:
-        train = train.sample(fraction=LENGTH_SAMPLE_ROWS / rows, seed=seed)
+    sampled = train_rows > LENGTH_SAMPLE_ROWS
+    if sampled:
+        train = train.sample(fraction=LENGTH_SAMPLE_ROWS / train_rows, seed=seed)
     counted = token_lengths(train, tokenizer_path).groupBy("n_tokens").count().collect()
     histogram = {int(row["n_tokens"]): int(row["count"]) for row in counted}
-    sampled = sum(histogram.values())
-    return histogram, (rows / sampled if sampled else 1.0)
+    in_sample = sum(histogram.values())
+    return histogram, (train_rows / in_sample if sampled and in_sample else 1.0)
 
 
 def percentiles_from_histogram(histogram: dict[int, int]) -> dict[str, int]:
@@ -111,11 +112,6 @@ def percentiles_from_histogram(histogram: dict[int, int]) -> dict[str, int]:
 def rows_longer_than(histogram: dict[int, int], max_length: int, scale: float = 1.0) -> int:
     """Training rows with more tokens than ``max_length``: training truncates them."""
     return int(round(scale * sum(n for length, n in histogram.items() if length > max_length)))
-
-
-def length_percentiles(df: DataFrame, tokenizer_path: str, seed: int) -> dict[str, int]:
-    """Token-length percentiles of the training split (a fixed-seed sample if large)."""
-    return percentiles_from_histogram(length_histogram(df, tokenizer_path, seed)[0])
 
 
 def choose_max_length(percentiles: dict[str, int], model_max: int) -> int:

@@ -435,7 +435,8 @@ def build_data_card(config: PipelineConfig, labelled: Labelled, counts: dict, mo
     """The data card and the lengths it decides: ``max_length`` (and for seq2seq
     ``target_max_length``)."""
     used = labelled.used
-    histogram, scale = datacard.length_histogram(used, model_dir, config.split.seed)
+    train_rows = labelled.split_rows["train"]
+    histogram, scale = datacard.length_histogram(used, model_dir, config.split.seed, train_rows)
     percentiles = datacard.percentiles_from_histogram(histogram)
     extra = _prefix_tokens(config, model_dir)
     max_length = (
@@ -458,7 +459,7 @@ def build_data_card(config: PipelineConfig, labelled: Labelled, counts: dict, mo
     target_max_length = None
     if config.task == "seq2seq":
         targets, _ = datacard.length_histogram(
-            used.select(F.col("label").alias("text"), "split"), model_dir, config.split.seed
+            used.select(F.col("label").alias("text"), "split"), model_dir, config.split.seed, train_rows
         )
         card["target_token_lengths"] = datacard.percentiles_from_histogram(targets)
         target_max_length = min(
