@@ -47,8 +47,8 @@ def calibrate(config: PipelineConfig, predictor, validation) -> tuple[dict, dict
     if validation is None or len(validation) == 0 or config.task == "seq2seq":
         return settings, logged
     batch = config.train.eval_batch_size
-    texts = list(validation["text"])
-    pairs = list(validation["text_pair"]) if "text_pair" in validation.column_names else None
+    texts = validation["text"][:]
+    pairs = validation["text_pair"][:] if "text_pair" in validation.column_names else None
     truth = truth_of(validation, config.task)
     if config.task == "multi_label":
         settings["global_threshold"] = config.labels.threshold

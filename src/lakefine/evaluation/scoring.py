@@ -34,8 +34,8 @@ class Evaluation:
 def truth_of(split, task: str):
     """The expected outputs of a published split: label ids, multi-hot rows, or answers."""
     if task == "seq2seq":
-        return list(split["target"])
-    truth = np.asarray(split["label"])
+        return split["target"][:]
+    truth = np.asarray(split["label"][:])
     return truth.astype(int)
 
 
@@ -65,9 +65,9 @@ def score_probabilities(
 
 def evaluate_split(predictor, split, task: str, split_name: str, batch_size: int) -> Evaluation:
     """Score ``predictor`` on one published split (a ``datasets.Dataset``)."""
-    texts = list(split["text"])
-    pairs = list(split["text_pair"]) if "text_pair" in split.column_names else None
-    row_hash = split["row_hash"] if "row_hash" in split.column_names else []
+    texts = split["text"][:]
+    pairs = split["text_pair"][:] if "text_pair" in split.column_names else None
+    row_hash = split["row_hash"][:] if "row_hash" in split.column_names else []
     truth = truth_of(split, task)
     if task == "seq2seq":
         answers = predictor.answers(texts, pairs, batch_size)
@@ -106,14 +106,14 @@ def baseline_scores(task: str, train, test, labels: list[str]) -> tuple[dict[str
     most frequent label set (multi-label) or most frequent answer (seq2seq), predicted
     for every test row. Returns the scores and what was predicted."""
     if task == "seq2seq":
-        answer = Counter(train["target"]).most_common(1)[0][0]
-        return scores.task_scores(task, list(test["target"]), [answer] * len(test)), repr(answer)
+        answer = Counter(train["target"][:]).most_common(1)[0][0]
+        return scores.task_scores(task, test["target"][:], [answer] * len(test)), repr(answer)
     truth = truth_of(test, task)
     if task == "multi_label":
-        most = Counter(tuple(row) for row in train["label"]).most_common(1)[0][0]
+        most = Counter(tuple(row) for row in train["label"][:]).most_common(1)[0][0]
         predicted = np.tile(np.asarray(most, dtype=int), (len(test), 1))
         return scores.task_scores(task, truth, predicted, len(labels)), "the most frequent label set"
-    majority = Counter(train["label"]).most_common(1)[0][0]
+    majority = Counter(train["label"][:]).most_common(1)[0][0]
     return scores.task_scores(
         task, truth, np.full(len(test), majority), len(labels)
     ), f"majority class {labels[majority]!r}"
