@@ -14,5 +14,7 @@ export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 echo "[lakefine] load average before the tests: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Two workers (pytest-xdist), each taking whole files (module fixtures are built once):
 # the suite is CPU-bound, but its subprocesses and servers also wait, and two workers
-# overlap that. LAKEFINE_TEST_WORKERS=0 runs everything in this one process.
-exec .venv/bin/python -m pytest -n "${LAKEFINE_TEST_WORKERS:-2}" --dist loadfile "$@"
+# overlap that. Files go out longest first (tests/conftest.py LONGEST_FIRST), not in
+# xdist's default order by number of tests. LAKEFINE_TEST_WORKERS=0 runs everything in
+# this one process.
+exec .venv/bin/python -m pytest -n "${LAKEFINE_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

@@ -49,17 +49,19 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("DATABRICKS_RUNTIME_VERSION", None)
 
 
-# The test files by the seconds their tests took (summed per file, a fresh-clone CI run,
-# 2026-12-02), longest first. Under `--dist loadfile` a worker takes whole files in
-# collection order and the run ends with its last file: a long file collected last
-# (test_tasks, alphabetically late) would run alone at the end. Longest first leaves
-# the short files to fill the gaps. Only the order of files changes, never the order
+# The test files by the seconds their tests took (summed per file, the checkout's run of
+# 2026-12-04 evening, 378 tests), longest first. Under `--dist loadfile` a worker takes
+# whole files in this order and the run ends with its last file: a long file collected
+# last would run alone at the end. Longest first leaves the short files to fill the
+# gaps. scripts/test.sh passes `--no-loadscope-reorder`: xdist otherwise reorders the
+# files by their number of tests (test_config's many small ones first, the 87-second
+# real-model test among the last). Only the order of files changes, never the order
 # within a file; a file not listed goes after these.
 LONGEST_FIRST = (
-    "test_tasks test_bad_input test_atomic_publish test_concurrency test_scoring test_pipeline"
-    " test_tracking_resilience test_secrets test_evaluation test_real_model test_preemption"
-    " test_architecture test_notebooks test_connect test_distributed test_cache_keys test_handoff"
-    " test_write_failures"
+    "test_tasks test_tracking_resilience test_bad_input test_scoring test_atomic_publish"
+    " test_real_model test_cache_keys test_secrets test_architecture test_preemption"
+    " test_concurrency test_handoff test_evaluation test_notebooks test_pipeline test_connect"
+    " test_distributed test_write_failures test_sources test_stages test_bench_gpu"
 ).split()
 
 
