@@ -1,7 +1,8 @@
 """Length-ordered model batches: rows sorted by token length and cut by a row cap and
 a padded-token cap, so that a batch pads to its own longest row rather than to the
-longest row that happened to land beside it. Pure numpy: the scoring side plans its
-Arrow batches with it on the driver, where torch is never imported."""
+longest row that happened to land beside it. ``serving.predictor.Predictor`` cuts
+every prediction with it; pure numpy (no torch), so the scoring bench measures the
+same batches' padding without loading a model."""
 
 from __future__ import annotations
 

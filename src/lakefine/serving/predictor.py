@@ -106,10 +106,10 @@ class Predictor:
         self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32, max_tokens: float = math.inf
     ) -> np.ndarray:
         """Rows x labels, in the rows' order; computed in length-ordered batches."""
+        texts, text_pairs = _listed(texts, text_pairs)
         logits = np.zeros((len(texts), len(self.model.config.id2label)), dtype=np.float32)
-        if not len(texts):  # the fast tokenizer raises on an empty list
+        if not texts:  # the fast tokenizer raises on an empty list
             return logits
-        texts, text_pairs = listed(texts, text_pairs)
         encoded = self.tokenizer(texts, text_pairs, truncation=True, max_length=self.tokenizer.model_max_length)
         for rows, batch in self._batches(encoded, batch_size, max_tokens):
             with torch.no_grad():
@@ -145,9 +145,9 @@ class Predictor:
         self, texts: list[str], text_pairs: list[str] | None = None, batch_size: int = 32, max_tokens: float = math.inf
     ) -> list[str]:
         """The generated answer per question (and context), in the rows' order."""
-        if not len(texts):
+        texts, text_pairs = _listed(texts, text_pairs)
+        if not texts:
             return []
-        texts, text_pairs = listed(texts, text_pairs)
         settings = getattr(self.model.config, "lakefine_seq2seq", None) or {"question_prefix": "", "context_prefix": ""}
         encoded = encoder_inputs(self.tokenizer, texts, text_pairs, settings, self.tokenizer.model_max_length)
         answers = [""] * len(texts)
@@ -186,7 +186,7 @@ class Predictor:
         ]
 
 
-def listed(texts, text_pairs):
+def _listed(texts, text_pairs):
     """Lists, which is what the tokenizer takes: callers pass lists, a ``datasets``
     column or a pandas Series."""
     return list(texts), (None if text_pairs is None else list(text_pairs))
