@@ -1,7 +1,9 @@
 """Publishing is atomic: a ``lakefine prepare`` killed at any point (SIGKILL to its
 whole process group: driver, JVM and Python workers, as when a node dies) leaves
 either no dataset or a complete one for readers, never a partial one; a normal
-rerun then completes and publishes. (Pruning to runtime.keep_versions is covered
+rerun then completes and publishes. The points come in groups served by one prepare
+each: frozen at the earlier points of its group (what a kill there would leave),
+killed at the last. (Pruning to runtime.keep_versions is covered
 in tests/test_handoff.py.)"""
 
 from __future__ import annotations
@@ -137,50 +139,72 @@ def _start_prepare(local: Path, *overrides: str) -> subprocess.Popen:
     )
 
 
+def _wait_for(proc: subprocess.Popen, when, datasets: Path, before: set[str], running_for) -> list[str]:
+    """Until ``when`` (seconds of running time, or a test on the new staging entries)
+    or the end of the process; the new staging entries seen."""
+    new: list[str] = []
+    while proc.poll() is None and running_for() < 110:
+        if callable(when):
+            new = [f for f in _staging_files(datasets) if f not in before]
+            if when(new):
+                break
+            time.sleep(0.005)
+        elif running_for() >= when:
+            break
+        else:
+            time.sleep(0.01)
+    return new
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "seed, when",
+    "seed, points",
     [
-        (101, 2.0),
-        (102, 5.0),
-        (103, 8.0),  # interpreter / JVM start-up, Spark stages
-        (104, _staging_created),
-        (105, _shard_written),
-        (106, _shards_moved),  # during the handoff
+        (101, (2.0, 5.0, 8.0)),  # seconds: interpreter / JVM start-up, Spark stages
+        (104, (_staging_created, _shard_written, _shards_moved)),  # during the handoff
     ],
-    ids=["2s", "5s", "8s", "staging-created", "shard-written", "shards-moved"],
+    ids=["2s-5s-8s", "staging-created-shard-written-shards-moved"],
 )
-def test_sigkill_never_leaves_a_partial_dataset(root, seed, when):
-    # A seed of its own per kill: a different cache key, so an earlier kill that
+def test_sigkill_never_leaves_a_partial_dataset(root, seed, points):
+    """One prepare per group of points. At each point but the last its whole process
+    group is frozen (SIGSTOP: no process can write or clean up, so the volume is exactly
+    what a SIGKILL at that instant leaves), the readers look, and it goes on (SIGCONT);
+    at the last point it is SIGKILLed and the readers look again. One JVM start serves
+    three points."""
+    # A seed of its own per group: a different cache key, so an earlier group that
     # happened to publish cannot turn this one into a cache hit.
     datasets = root / DATASETS
     proc = _start_prepare(root, f"split.seed={seed}")
-    started = time.monotonic()
-    new: list[str] = []
+    started, paused = time.monotonic(), 0.0
+
+    def running_for() -> float:
+        return time.monotonic() - started - paused
+
+    seen: list[str] = []
     try:
-        if callable(when):
+        for i, when in enumerate(points):
+            last = i == len(points) - 1
             before = set(_staging_files(datasets))
-            while proc.poll() is None and time.monotonic() - started < 110:
-                new = [f for f in _staging_files(datasets) if f not in before]
-                if when(new):
-                    break
-                time.sleep(0.005)
-        else:
-            while proc.poll() is None and time.monotonic() - started < when:
-                time.sleep(0.01)
-        still_running = proc.poll() is None
-        _kill_group(proc)
+            new = _wait_for(proc, when, datasets, before, running_for)
+            still_running = proc.poll() is None
+            if last:
+                _kill_group(proc)
+            elif still_running:
+                frozen_at = time.monotonic()
+                os.killpg(proc.pid, signal.SIGSTOP)
+            name = when.__name__.lstrip("_") if callable(when) else f"{when:g} s"
+            seen.append(f"{name} ({running_for():.1f} s, {len(new)} new staging entries)")
+            assert still_running or (callable(when) and when is _shards_moved), (
+                f"prepare ended (exit {proc.returncode}) before the point {name}"
+            )
+            assert_readers_see_no_partial_dataset(datasets)
+            if not last:
+                os.killpg(proc.pid, signal.SIGCONT)
+                paused += time.monotonic() - frozen_at
     finally:
         if proc.poll() is None:
             _kill_group(proc)
-    print(
-        f"\nkill {getattr(when, '__name__', when)} after {time.monotonic() - started:.1f} s:"
-        f" {'running' if still_running else 'already exited'}, {len(new)} new staging entries"
-    )
-    assert still_running or (callable(when) and when is _shards_moved), (
-        f"prepare ended (exit {proc.returncode}) before the kill point"
-    )
-    assert_readers_see_no_partial_dataset(datasets)
+    print(f"\nfrozen at {'; '.join(seen[:-1])}; killed at {seen[-1]}")
 
 
 @pytest.mark.slow
