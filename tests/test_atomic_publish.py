@@ -139,9 +139,10 @@ def _start_prepare(local: Path, *overrides: str) -> subprocess.Popen:
     )
 
 
-def _wait_for(proc: subprocess.Popen, when, datasets: Path, before: set[str], running_for) -> list[str]:
-    """Until ``when`` (seconds of running time, or a test on the new staging entries)
-    or the end of the process; the new staging entries seen."""
+def _wait_for(proc: subprocess.Popen, when, datasets: Path, running_for) -> list[str]:
+    """Until ``when`` (seconds of running time, or a test on the staging entries that
+    appear from now on) or the end of the process; the new staging entries seen."""
+    before = set(_staging_files(datasets)) if callable(when) else set()
     new: list[str] = []
     while proc.poll() is None and running_for() < 110:
         if callable(when):
@@ -184,8 +185,7 @@ def test_sigkill_never_leaves_a_partial_dataset(root, seed, points):
     try:
         for i, when in enumerate(points):
             last = i == len(points) - 1
-            before = set(_staging_files(datasets))
-            new = _wait_for(proc, when, datasets, before, running_for)
+            new = _wait_for(proc, when, datasets, running_for)
             still_running = proc.poll() is None
             if last:
                 _kill_group(proc)
